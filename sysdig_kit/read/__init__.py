@@ -1,0 +1,65 @@
+"""Read sysdig captures (scap, sysdig text, sysdig JSON) into one frame schema (docs/frame.md).
+
+One reader class per input format, each with `sniff(head) -> bool`, `read(path, **kw)` and
+`iter_batches(path, batch_size, **kw)`; `read()` picks the reader from the file's first bytes.
+No sysdig binary, fabric or docker is needed here.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+from ..errors import KitError
+
+FORMATS = ("scap", "text", "json")
+
+
+def _readers():
+    # Imported lazily so that reading one format never pays for the others.
+    from .jsonl import JsonReader
+    from .scap import ScapReader
+    from .text import TextReader
+
+    return {"scap": ScapReader, "json": JsonReader, "text": TextReader}
+
+
+def _head(path: Path, n: int = 4096) -> bytes:
+    with open(path, "rb") as f:
+        raw = f.read(n)
+    if raw[:2] == b"\x1f\x8b":  # gzip: libscap reads it transparently, so do we
+        try:
+            with gzip.open(path, "rb") as g:
+                return g.read(n)
+        except OSError as exc:
+            raise KitError(f"{path}: corrupt gzip stream ({exc})") from None
+    return raw
+
+
+def reader_for(path, fmt: str | None = None):
+    """The reader class for `path`: named by `fmt`, else detected from the first bytes."""
+    path = Path(path)
+    if not path.is_file():
+        raise KitError(f"{path}: no such file")
+    readers = _readers()
+    if fmt is not None:
+        if fmt not in readers:
+            raise KitError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        return readers[fmt]
+    head = _head(path)
+    if not head:
+        raise KitError(f"{path}: empty file, not a capture")
+    for name in ("scap", "json", "text"):
+        if readers[name].sniff(head):
+            return readers[name]
+    raise KitError(f"{path}: not a sysdig capture (scap, sysdig text or JSON) at byte offset 0")
+
+
+def read(path, fmt: str | None = None, **kwargs):
+    """Read a whole capture into a pandas DataFrame (schema: docs/frame.md)."""
+    return reader_for(path, fmt).read(Path(path), **kwargs)
+
+
+def iter_batches(path, batch_size: int = 1_000_000, fmt: str | None = None, **kwargs):
+    """Yield frames of at most `batch_size` events, for captures larger than memory."""
+    yield from reader_for(path, fmt).iter_batches(Path(path), batch_size=batch_size, **kwargs)
