@@ -1,0 +1,19 @@
+"""Where heavy, reusable outputs live: outside the repository, shared by runs and by CI."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def cache_dir(*parts: str) -> Path:
+    """$SYSDIG_KIT_CACHE (CI: /var/cache/sysdig-kit), else ~/.cache/sysdig-kit; created on use."""
+    root = os.environ.get("SYSDIG_KIT_CACHE") or Path.home() / ".cache" / "sysdig-kit"
+    p = Path(root, *parts)
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def bundle_dir(board: str, kernel_release: str) -> Path:
+    """The artifact bundle of one board and kernel release (scap.ko, sysdig/, manifest.json)."""
+    return cache_dir("bundles", board, kernel_release)
