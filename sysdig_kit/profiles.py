@@ -6,14 +6,25 @@ are driven by the same tasks and differ only in their profile files.
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import yaml
 
 from .errors import KitError
+from .paths import cache_dir
 
 BOARDS_DIR = Path(__file__).resolve().parent.parent / "deploy" / "boards"
+
+# The consistent userspace/driver pairs Debian ships (driver API/schema must match the userspace).
+PAIRS = {
+    "current": {"debian_release": "sid", "sysdig": "0.41.4", "driver": "0.23.2"},
+    "2022": {"debian_release": "bookworm", "sysdig": "0.29.3", "driver": "0.1.1dev+git20220316"},
+}
+USERSPACE_PROVIDERS = ("debian", "source")
+KERNEL_SOURCES = ("debian-headers", "tree", "git")
 
 
 @dataclass(frozen=True)
@@ -67,7 +78,52 @@ def load(name_or_path: str | Path) -> Profile:
     for key in ("arch", "cross_prefix"):
         if key not in data:
             raise KitError(f"{p}: missing required key {key!r}")
+    if ssh.get("key"):
+        # $SYSDIG_KIT_CACHE names the kit's cache even when the variable is unset.
+        key = str(ssh["key"]).replace("$SYSDIG_KIT_CACHE", str(cache_dir()))
+        ssh = {**ssh, "key": os.path.expanduser(os.path.expandvars(key))}
+    _check_build_keys(data, p)
     return Profile(**{**data, "ssh": Ssh(**ssh), "source_file": p})
+
+
+def _check_build_keys(data: dict, p: Path) -> None:
+    sd = data.setdefault("sysdig", {}) or {}
+    pair = sd.setdefault("pair", "current")
+    if pair not in PAIRS:
+        raise KitError(f"{p}: sysdig.pair {pair!r} unknown; known: {', '.join(PAIRS)}")
+    sd.setdefault("debian_release", PAIRS[pair]["debian_release"])
+    sd.setdefault("driver_patches", [])
+    if sd.setdefault("userspace", "debian") not in USERSPACE_PROVIDERS:
+        raise KitError(f"{p}: sysdig.userspace must be one of {', '.join(USERSPACE_PROVIDERS)}")
+    k = data.setdefault("kernel", {}) or {}
+    if k.setdefault("source", "debian-headers") not in KERNEL_SOURCES:
+        raise KitError(f"{p}: kernel.source must be one of {', '.join(KERNEL_SOURCES)}")
+
+
+def pair(profile: Profile) -> dict:
+    """The sysdig/driver pair of a profile: debian_release, sysdig and driver versions."""
+    return {**PAIRS[profile.sysdig["pair"]], "debian_release": profile.sysdig["debian_release"]}
+
+
+def _reachable(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def default_board() -> str:
+    """$SYSDIG_KIT_BOARD; else `juno` when its profile has a host that answers on its SSH port;
+    else the emulated `qemu-arm64`."""
+    env = os.environ.get("SYSDIG_KIT_BOARD")
+    if env:
+        return env
+    if (BOARDS_DIR / "juno.yaml").is_file():
+        juno = load("juno")
+        if juno.ssh.host and _reachable(juno.ssh.host, juno.ssh.port):
+            return "juno"
+    return "qemu-arm64"
 
 
 def names() -> list[str]:
