@@ -1,0 +1,195 @@
+"""The event frame every reader produces (docs/frame.md): columns, dtypes, builders, Parquet.
+
+Readers build plain Python/NumPy columns and call `make_frame`, so the schema lives here only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+COLUMNS = (
+    "evt_num",
+    "evt_rawtime",
+    "evt_cpu",
+    "thread_tid",
+    "proc_pid",
+    "proc_name",
+    "evt_dir",
+    "evt_type",
+    "evt_rawres",
+    "evt_args",
+)
+
+ARG_TYPE = pa.struct([("name", pa.string()), ("value", pa.binary())])
+ARGS_TYPE = pa.list_(ARG_TYPE)
+
+DTYPES = {
+    "evt_num": "int64",
+    "evt_rawtime": "int64",
+    "evt_cpu": "int16",
+    "thread_tid": "int64",
+    "proc_pid": "Int64",
+    "proc_name": pd.StringDtype(),  # missing = pd.NA (pandas 3's default `str` would use NaN)
+    "evt_dir": pd.CategoricalDtype([">", "<"]),
+    "evt_type": "category",
+    "evt_rawres": "Int64",
+    "evt_args": pd.ArrowDtype(ARGS_TYPE),
+}
+
+# attrs keys every frame carries (docs/frame.md), with their defaults.
+ATTRS_DEFAULTS = {
+    "source": None,
+    "format": None,
+    "arch": None,
+    "scap_version": None,
+    "event_table": None,
+    "args_encoding": None,
+    "warnings": [],
+}
+
+_PARQUET_KEY = b"sysdig_kit.attrs"
+
+
+def _nullable_int(values, mask=None) -> pd.arrays.IntegerArray:
+    """Int64 column from ints (None allowed) or from an int array plus a NA mask."""
+    if mask is None:
+        if isinstance(values, np.ndarray) and values.dtype.kind == "i":
+            return pd.array(values.astype("int64", copy=False), dtype="Int64")
+        return pd.array(list(values), dtype="Int64")
+    return pd.arrays.IntegerArray(np.asarray(values, dtype="int64"), np.asarray(mask, dtype=bool))
+
+
+def args_array(args) -> pd.arrays.ArrowExtensionArray:
+    """evt_args column from a list (one per event) of lists of (name, value-bytes) pairs,
+    or from a ready pyarrow array of ARGS_TYPE."""
+    if isinstance(args, (pa.Array, pa.ChunkedArray)):
+        arr = args if args.type == ARGS_TYPE else args.cast(ARGS_TYPE)
+    else:
+        names, values, offsets = [], [], [0]
+        for ev in args:
+            for n, v in ev:
+                names.append(n)
+                values.append(v)
+            offsets.append(len(names))
+        structs = pa.StructArray.from_arrays(
+            [pa.array(names, pa.string()), pa.array(values, pa.binary())], fields=list(ARG_TYPE)
+        )
+        arr = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), structs, type=ARGS_TYPE)
+    return pd.arrays.ArrowExtensionArray(arr)
+
+
+def make_frame(
+    *,
+    evt_num,
+    evt_rawtime,
+    evt_cpu,
+    thread_tid,
+    proc_pid,
+    proc_name,
+    evt_dir,
+    evt_type,
+    evt_rawres,
+    evt_args,
+    proc_pid_mask=None,
+    evt_rawres_mask=None,
+    **attrs,
+) -> pd.DataFrame:
+    """A frame in the schema of docs/frame.md from column data.
+
+    Integer columns take sequences or arrays; `proc_pid`/`evt_rawres` take ints with None for
+    NA, or an int array plus a boolean `*_mask` (True = NA). `attrs` fill df.attrs.
+    """
+    df = pd.DataFrame(
+        {
+            "evt_num": np.asarray(evt_num, dtype="int64"),
+            "evt_rawtime": np.asarray(evt_rawtime, dtype="int64"),
+            "evt_cpu": np.asarray(evt_cpu, dtype="int16"),
+            "thread_tid": np.asarray(thread_tid, dtype="int64"),
+            "proc_pid": _nullable_int(proc_pid, proc_pid_mask),
+            "proc_name": pd.array(proc_name, dtype=DTYPES["proc_name"]),
+            "evt_dir": pd.Categorical(evt_dir, dtype=DTYPES["evt_dir"]),
+            "evt_type": pd.Categorical(evt_type) if not isinstance(evt_type, pd.Categorical) else evt_type,
+            "evt_rawres": _nullable_int(evt_rawres, evt_rawres_mask),
+            "evt_args": args_array(evt_args),
+        }
+    )
+    set_attrs(df, **attrs)
+    return df
+
+
+def empty_frame(**attrs) -> pd.DataFrame:
+    """A frame with no rows but the full schema (what a capture without events reads as)."""
+    return make_frame(
+        evt_num=[], evt_rawtime=[], evt_cpu=[], thread_tid=[], proc_pid=[], proc_name=[],
+        evt_dir=[], evt_type=[], evt_rawres=[], evt_args=[], **attrs,
+    )
+
+
+def set_attrs(df: pd.DataFrame, **attrs) -> pd.DataFrame:
+    """Fill df.attrs with every documented key (defaults for the ones not given)."""
+    for k, v in ATTRS_DEFAULTS.items():
+        df.attrs[k] = list(v) if isinstance(v, list) else v
+    for k, v in attrs.items():
+        df.attrs[k] = str(v) if k == "source" and v is not None else v
+    return df
+
+
+def check_frame(df: pd.DataFrame) -> None:
+    """Raise AssertionError if df does not follow docs/frame.md (for tests and other readers)."""
+    assert tuple(df.columns) == COLUMNS, f"columns {tuple(df.columns)} != {COLUMNS}"
+    for col, want in DTYPES.items():
+        got = df[col].dtype
+        if col == "evt_type":
+            assert isinstance(got, pd.CategoricalDtype), f"{col}: {got}"
+        else:
+            assert got == want, f"{col}: dtype {got} != {want}"
+    for k in ATTRS_DEFAULTS:
+        assert k in df.attrs, f"df.attrs lacks {k!r}"
+
+
+def to_parquet(df: pd.DataFrame, path) -> Path:
+    """Write df to Parquet atomically (temp file in the same directory, then rename), with
+    df.attrs kept in the file's metadata so `read_parquet` gives them back."""
+    path = Path(path)
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    # pandas' own metadata names the list<struct> dtype in a form pandas cannot parse back;
+    # read_parquet restores the dtypes from DTYPES instead.
+    meta = {k: v for k, v in (table.schema.metadata or {}).items() if k != b"pandas"}
+    meta[_PARQUET_KEY] = json.dumps(df.attrs, default=str).encode()
+    table = table.replace_schema_metadata(meta)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_parquet(path) -> pd.DataFrame:
+    """Read a frame written by `to_parquet`, with its dtypes and df.attrs restored."""
+    table = pq.read_table(path)
+    raw = (table.schema.metadata or {}).get(_PARQUET_KEY)
+    df = table.to_pandas(types_mapper={ARGS_TYPE: pd.ArrowDtype(ARGS_TYPE)}.get)
+    for col, want in DTYPES.items():
+        if col not in df.columns:
+            continue
+        if col == "evt_type":
+            if not isinstance(df[col].dtype, pd.CategoricalDtype):
+                df[col] = df[col].astype("category")
+        elif col == "evt_dir":
+            df[col] = pd.Categorical(df[col].astype(object), dtype=want)
+        elif df[col].dtype != want:
+            df[col] = df[col].astype(want)
+    df.attrs.update(json.loads(raw) if raw else {})
+    return df
