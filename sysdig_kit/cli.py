@@ -41,7 +41,118 @@ def main():
 # --- replay: replay-log, check, decode-hooklog ---------------------------------------------
 
 
+def _replay_frame(capture, arch, proc=(), pid=(), tid=()):
+    import sysdig_kit
+
+    from .replay import build, filter_frame
+
+    frame = sysdig_kit.read(capture)
+    return frame, build(filter_frame(frame, proc, pid, tid), arch=arch)
+
+
+_ARCH = click.option("--arch", type=click.Choice(["arm64", "x86_64"]), default=None,
+                     help="Architecture for syscall numbers when the capture does not say.")
+
+
+@main.command("replay-log")
+@click.argument("capture", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="LOG.parquet (for tools) or LOG.jsonl (for people).")
+@_ARCH
+@click.option("--proc", multiple=True, help="Only these process names (repeatable).")
+@click.option("--pid", multiple=True, type=int, help="Only these process ids (repeatable).")
+@click.option("--tid", multiple=True, type=int, help="Only these thread ids (repeatable).")
+def replay_log(capture, output, arch, proc, pid, tid):
+    """Turn CAPTURE into a replay log: one record per syscall per thread (docs/replay-log.md)."""
+    from .replay import write
+
+    _, log = _replay_frame(capture, arch, proc, pid, tid)
+    write(log, output)
+    flagged = int(log["flags"].map(len).gt(0).sum())
+    click.echo(f"{output}: {len(log)} records, {log['thread_tid'].nunique()} threads, "
+               f"{flagged} flagged (sysdig-kit check {capture} says why)")
+
+
+@main.command("check")
+@click.argument("capture", type=click.Path(dir_okay=False))
+@_ARCH
+@click.option("--manifest", type=click.Path(dir_okay=False), default=None,
+              help="Capture manifest with sysdig's drop statistics (default: CAPTURE.manifest.json).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def check_cmd(capture, arch, manifest, as_json):
+    """Is CAPTURE enough to replay? Exit 0 sufficient, 1 insufficient, 2 bad input."""
+    import json
+    from pathlib import Path
+
+    from .replay.check import check, render
+
+    frame, log = _replay_frame(capture, arch)
+    default = Path(str(capture) + ".manifest.json")
+    result = check(frame, log, manifest or (default if default.is_file() else None))
+    click.echo(json.dumps(result, indent=2) if as_json else render(result))
+    sys.exit(0 if result["verdict"] == "sufficient" else 1)
+
+
+@main.command("decode-hooklog")
+@click.argument("logfile", type=click.Path(dir_okay=False))
+@click.option("--arch", type=click.Choice(["arm64", "x86_64"]), default="arm64", show_default=True)
+@click.option("--pattern", default=None,
+              help="Regex with a named group (?P<nr>...); other named groups become columns.")
+@click.option("--base", type=click.Choice(["auto", "16", "10"]), default="auto", show_default=True,
+              help="How numbers are written (auto: 0x.. hex, else decimal).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write the frame to .csv or .parquet.")
+def decode_hooklog(logfile, arch, pattern, base, output):
+    """Decode raw syscall-hook log lines (numbers) into syscall names."""
+    from .replay.hooklog import DEFAULT_PATTERN, decode, summary
+
+    df = decode(logfile, arch=arch, pattern=pattern or DEFAULT_PATTERN,
+                base=None if base == "auto" else int(base))
+    if output:
+        if output.endswith(".parquet"):
+            df.to_parquet(output, index=False)
+        elif output.endswith(".csv"):
+            df.to_csv(output, index=False)
+        else:
+            raise KitError(f"{output}: name must end in .csv or .parquet")
+    click.echo(summary(df))
+
+
 # --- capture -------------------------------------------------------------------------------
+
+@main.command("capture")
+@click.option("--proc", help="process name (comm), e.g. zsh")
+@click.option("--pid", type=int, help="process id (thread group)")
+@click.option("--tid", type=int, help="thread id")
+@click.option("--evt-type", "evt_types", multiple=True, help="event type (repeatable)")
+@click.option("--filter", "raw_filter", help="raw sysdig filter, ANDed with the rest (experts)")
+@click.option("--follow-children", is_flag=True,
+              help="also the processes below --proc/--pid (they are renamed once they exec)")
+@click.option("--snaplen", type=int, default=4096, show_default=True, help="bytes kept per buffer")
+@click.option("--duration", type=float, help="stop after this many seconds")
+@click.option("--count", type=int, help="stop after this many events")
+@click.option("-o", "--output", default="capture.scap", show_default=True, help="local .scap path")
+@click.option("--board", help="board profile; 'local' captures on this machine "
+              "[default: $SYSDIG_KIT_BOARD, else juno if configured, else qemu-arm64]")
+@click.option("--dry-run", is_flag=True, help="print the exact sysdig command and stop")
+def capture_cmd(proc, pid, tid, evt_types, raw_filter, follow_children, snaplen, duration, count,
+                output, board, dry_run):
+    """Capture syscalls with sysdig on a board (or here) into a .scap file plus a manifest.
+
+    Stops on --duration, --count or Ctrl-C; sysdig's own event and drop counts go to
+    OUTPUT's .manifest.json."""
+    from . import capture, profiles
+
+    opts = capture.Options(proc=proc, pid=pid, tid=tid, evt_types=tuple(evt_types),
+                           raw_filter=raw_filter, follow_children=follow_children,
+                           snaplen=snaplen, duration=duration, count=count)
+    opts.validate()
+    prof = None if board == "local" else profiles.load(board or profiles.default_board())
+    if dry_run:
+        click.echo(capture.dry_run(opts, output, prof))
+        return
+    capture.capture(opts, output, profile=prof)
+
 
 
 # --- analysis: run ---------------------------------------------------------------------------

@@ -1,0 +1,203 @@
+"""Is a capture enough to replay? A verdict, the reasons with counts (per syscall where it
+helps), and for each reason what the user can do about it."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+
+INSUFFICIENT, WARNING = "insufficient", "warning"
+
+
+def _per(s: pd.Series) -> dict[str, int]:
+    return {str(k): int(v) for k, v in Counter(s.tolist()).most_common()}
+
+
+def _has(log: pd.DataFrame, flag: str) -> pd.Series:
+    return log["flags"].map(lambda f: f is not None and flag in list(f)).astype(bool)
+
+
+def _reason(code, severity, count, detail, remedy, total=None, per_syscall=None, **extra):
+    r = {"code": code, "severity": severity, "count": int(count)}
+    if total is not None:
+        r["total"] = int(total)
+        r["percent"] = round(100.0 * count / total, 1) if total else 0.0
+    if per_syscall is not None:
+        r["per_syscall"] = per_syscall
+    r.update(detail=detail, remedy=remedy, **extra)
+    return r
+
+
+def manifest_drops(path) -> int | None:
+    """Kernel drops recorded in a capture manifest (sysdig's own statistics), if it has them."""
+    if path is None or not Path(path).is_file():
+        return None
+    found = []
+
+    def walk(o):
+        if isinstance(o, dict):
+            for k, v in o.items():
+                if "drop" in str(k).lower() and isinstance(v, int) and not isinstance(v, bool):
+                    found.append(v)
+                else:
+                    walk(v)
+        elif isinstance(o, list):
+            for v in o:
+                walk(v)
+
+    try:
+        walk(json.loads(Path(path).read_text()))
+    except ValueError:
+        return None
+    return max(found) if found else None
+
+
+def check(frame: pd.DataFrame, log: pd.DataFrame, manifest=None) -> dict:
+    """The verdict for a capture (`frame`) and its replay log (`log`)."""
+    sc = log[log["kind"] == "syscall"]
+    exits = sc[sc["evt_num"].notna()]
+    reasons = []
+
+    nores = exits[exits["res"].isna()]
+    if len(nores):
+        reasons.append(_reason(
+            "no_return_value", INSUFFICIENT, len(nores),
+            f"{len(nores)} of {len(exits)} syscall exits "
+            f"({100.0 * len(nores) / len(exits):.1f} %) carry no return value: the driver "
+            "records these syscalls as generic `syscall` events, which have none",
+            "no sysdig option restores them: use a driver with dedicated events for these "
+            "syscalls (the sysdig-kit patched driver), or record them with your own hook "
+            "(sysdig-kit decode-hooklog); if the replay does not need them, exclude them "
+            "with a filter (evt.type!=...)",
+            total=len(exits), per_syscall=_per(nores["syscall"])))
+
+    trunc = sc[_has(sc, "truncated_buffer")]
+    if len(trunc):
+        need = [int(b["reported_len"]) for bufs in trunc["buffers"] for b in bufs
+                if b["output"] and b["reported_len"] is not None
+                and b["captured_len"] < b["reported_len"]]
+        have = [int(b["captured_len"]) for bufs in trunc["buffers"] for b in bufs if b["output"]]
+        snaplen = max(need)
+        reasons.append(_reason(
+            "truncated_buffer", INSUFFICIENT, len(trunc),
+            f"{len(trunc)} output buffers were cut at the snaplen (captured at most "
+            f"{max(have)} bytes; the kernel wrote up to {snaplen})",
+            f"capture with -s {snaplen} (the largest buffer the kernel reported)",
+            total=int((sc["buffers"].map(lambda b: any(x["output"] for x in b))).sum()),
+            per_syscall=_per(trunc["syscall"]), snaplen_needed=snaplen))
+
+    unp_enter = sc[_has(sc, "unpaired_enter")]
+    died = unp_enter[_has(unp_enter, "thread_died")]
+    at_end = unp_enter[_has(unp_enter, "capture_end")]
+    exec_lost = at_end[at_end["syscall"].isin(["execve", "execveat"])]
+    mid = unp_enter.drop(died.index.union(at_end.index))
+    if len(mid):
+        reasons.append(_reason(
+            "unpaired_enter", INSUFFICIENT, len(mid),
+            f"{len(mid)} syscall enters have no exit although the thread went on: events "
+            "were lost", "capture with a larger buffer or a tighter filter to avoid drops",
+            per_syscall=_per(mid["syscall"])))
+    if len(died):
+        reasons.append(_reason(
+            "thread_died", WARNING, len(died),
+            f"{len(died)} threads died inside a syscall (no result exists to replay)",
+            "none needed: the syscall never returned", per_syscall=_per(died["syscall"])))
+    if len(exec_lost):
+        reasons.append(_reason(
+            "lost_after_exec", WARNING, len(exec_lost),
+            f"{len(exec_lost)} threads were no longer captured after execve (a proc.name "
+            "filter stops matching once a child execs another program)",
+            "to follow children, filter on the process tree (e.g. proc.apid=PID or "
+            "proc.pid=PID) instead of proc.name", per_syscall=_per(exec_lost["syscall"])))
+    rest_end = at_end.drop(exec_lost.index)
+    if len(rest_end):
+        reasons.append(_reason(
+            "in_flight_at_end", WARNING, len(rest_end),
+            f"{len(rest_end)} syscalls were still running when the capture stopped",
+            "stop the capture after the traced process has exited",
+            per_syscall=_per(rest_end["syscall"])))
+
+    unp_exit = sc[_has(sc, "unpaired_exit")]
+    start = unp_exit[_has(unp_exit, "capture_start")]
+    lost = unp_exit.drop(start.index)
+    if len(lost):
+        reasons.append(_reason(
+            "unpaired_exit", INSUFFICIENT, len(lost),
+            f"{len(lost)} syscall exits have no enter in the middle of a thread: events were "
+            "lost (their arguments are missing)",
+            "capture with a larger buffer or a tighter filter to avoid drops",
+            per_syscall=_per(lost["syscall"])))
+    if len(start):
+        reasons.append(_reason(
+            "started_mid_syscall", WARNING, len(start),
+            f"{len(start)} threads were inside a syscall when the capture started (its "
+            "result is logged, its arguments are not)",
+            "start the capture before the traced process", per_syscall=_per(start["syscall"])))
+
+    unknown = sc[sc["syscall"].isin(["<unknown>", "syscall"])]
+    if len(unknown):
+        reasons.append(_reason(
+            "unknown_syscall", INSUFFICIENT, len(unknown),
+            f"{len(unknown)} syscalls are unknown to the driver and have no number to name them",
+            "give the capture's architecture (--arch) so the syscall number names them"))
+
+    nums = frame["evt_num"].to_numpy()
+    steps = nums[1:] - nums[:-1] if len(nums) > 1 else nums[:0]
+    gaps = steps[steps > 1]
+    if len(gaps):
+        reasons.append(_reason(
+            "evt_num_gaps", INSUFFICIENT, len(gaps),
+            f"{len(gaps)} gaps in evt_num ({int((gaps - 1).sum())} events missing from the "
+            "frame)", "read the whole capture, unfiltered (filter the log instead)"))
+
+    drop_events = int((frame["evt_type"].astype(str) == "drop").sum())
+    mdrops = manifest_drops(manifest)
+    if drop_events or mdrops:
+        reasons.append(_reason(
+            "drops", INSUFFICIENT, max(drop_events, mdrops or 0),
+            f"the driver dropped events ({drop_events} drop events in the capture"
+            + (f", {mdrops} drops in the manifest" if mdrops is not None else "") + ")",
+            "capture with a larger driver buffer, a tighter filter, or a lower snaplen"))
+
+    for w in frame.attrs.get("warnings") or []:
+        reasons.append(_reason("reader_warning", WARNING, 1, str(w), "see the reader's message"))
+
+    verdict = INSUFFICIENT if any(r["severity"] == INSUFFICIENT for r in reasons) else "sufficient"
+    procexits = log[log["kind"] == "procexit"]
+    return {
+        "verdict": verdict,
+        "source": frame.attrs.get("source"),
+        "arch": log.attrs.get("arch"),
+        "era": log.attrs.get("era"),
+        "events": len(frame),
+        "syscall_records": len(sc),
+        "syscall_exits": len(exits),
+        "threads": int(log["thread_tid"].nunique()),
+        "exit_status": {str(t): (None if pd.isna(r) else int(r))
+                        for t, r in zip(procexits["thread_tid"], procexits["res"])},
+        "manifest_drops": mdrops,
+        "reasons": reasons,
+    }
+
+
+def render(result: dict) -> str:
+    """The verdict as text for people."""
+    head = (f"{result['verdict'].upper()}: {result['source']} ({result['arch'] or 'arch ?'}, "
+            f"{result['era']} era): {result['syscall_records']} syscalls, "
+            f"{result['syscall_exits']} exits, {result['threads']} threads")
+    lines = [head]
+    for r in result["reasons"]:
+        lines.append(f"- [{r['severity']}] {r['code']}: {r['detail']}")
+        if r.get("per_syscall"):
+            top = list(r["per_syscall"].items())
+            shown = ", ".join(f"{k} {v}" for k, v in top[:12])
+            more = f", ... (+{len(top) - 12} more)" if len(top) > 12 else ""
+            lines.append(f"    per syscall: {shown}{more}")
+        lines.append(f"    remedy: {r['remedy']}")
+    if result["exit_status"]:
+        lines.append("exit status (procexit): " + ", ".join(
+            f"tid {t}: {s}" for t, s in result["exit_status"].items()))
+    return "\n".join(lines)

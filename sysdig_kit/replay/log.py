@@ -1,0 +1,145 @@
+"""The replay log: columns, dtypes, and its two files (Parquet for tools, JSON Lines for people).
+
+Format `sysdig-kit-replay-log`, version FORMAT_VERSION (docs/replay-log.md). Parquet keeps the
+header in the schema metadata; JSON Lines puts it on the first line, buffers in base64.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import KitError
+
+FORMAT = "sysdig-kit-replay-log"
+FORMAT_VERSION = 1
+_META_KEY = b"sysdig_kit.replay_log"
+
+ARG = pa.struct([("name", pa.string()), ("value", pa.string())])
+BUFFER = pa.struct([("name", pa.string()), ("data", pa.binary()), ("captured_len", pa.int64()),
+                    ("reported_len", pa.int64()), ("output", pa.bool_())])
+SCHEMA = pa.schema([
+    ("thread_tid", pa.int64()),
+    ("proc_pid", pa.int64()),
+    ("proc_name", pa.string()),
+    ("seq", pa.int64()),
+    ("kind", pa.string()),
+    ("syscall", pa.string()),
+    ("nr", pa.int64()),
+    ("evt_num", pa.int64()),
+    ("enter_evt_num", pa.int64()),
+    ("enter_ts", pa.int64()),
+    ("exit_ts", pa.int64()),
+    ("res", pa.int64()),
+    ("errno", pa.string()),
+    ("args", pa.list_(ARG)),
+    ("buffers", pa.list_(BUFFER)),
+    ("flags", pa.list_(pa.string())),
+])
+COLUMNS = tuple(SCHEMA.names)
+_NULLABLE_INT = {"proc_pid", "nr", "evt_num", "enter_evt_num", "enter_ts", "exit_ts", "res"}
+
+
+def _to_frame(table: pa.Table, header: dict) -> pd.DataFrame:
+    def types(t):
+        if t == pa.int64():
+            return pd.Int64Dtype()
+        if t == pa.string():
+            return pd.StringDtype()
+        if pa.types.is_list(t):
+            return pd.ArrowDtype(t)
+        return None
+
+    df = table.to_pandas(types_mapper=types)
+    df["thread_tid"] = df["thread_tid"].astype("int64")
+    df["seq"] = df["seq"].astype("int64")
+    df.attrs.update(header)
+    return df
+
+
+def make_log(rows: list[dict], **header) -> pd.DataFrame:
+    """A log frame from record dicts (keys = COLUMNS) and header fields (arch, source, ...)."""
+    table = pa.Table.from_pylist(rows, schema=SCHEMA)
+    return _to_frame(table, {"format": FORMAT, "version": FORMAT_VERSION, **header})
+
+
+def _header(df: pd.DataFrame) -> dict:
+    h = {"format": FORMAT, "version": FORMAT_VERSION}
+    h.update({k: v for k, v in df.attrs.items() if k not in h})
+    return h
+
+
+def _atomic(path: Path, write) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _table(df: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(df[list(COLUMNS)], schema=SCHEMA, preserve_index=False)
+
+
+def write(df: pd.DataFrame, path) -> Path:
+    """Write the log to `path`; .parquet or .jsonl (chosen by suffix)."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        table = _table(df).replace_schema_metadata(
+            {_META_KEY: json.dumps(_header(df), default=str).encode()})
+        return _atomic(path, lambda tmp: pq.write_table(table, tmp))
+    if path.suffix in (".jsonl", ".json"):
+        return _atomic(path, lambda tmp: _write_jsonl(df, tmp))
+    raise KitError(f"{path}: the log's name must end in .parquet or .jsonl")
+
+
+def _write_jsonl(df: pd.DataFrame, tmp) -> None:
+    with open(tmp, "w") as f:
+        f.write(json.dumps(_header(df), default=str) + "\n")
+        for rec in _table(df).to_pylist():
+            for b in rec["buffers"]:
+                b["data"] = base64.b64encode(b["data"]).decode() if b["data"] is not None else None
+            f.write(json.dumps(rec, separators=(",", ":")) + "\n")
+
+
+def read(path) -> pd.DataFrame:
+    """Read a log written by `write` (either format) back into a frame with df.attrs."""
+    path = Path(path)
+    if not path.is_file():
+        raise KitError(f"{path}: no such file")
+    try:
+        if path.suffix == ".parquet":
+            table = pq.read_table(path)
+            header = json.loads((table.schema.metadata or {}).get(_META_KEY, b"{}"))
+        else:
+            table, header = _read_jsonl(path)
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise KitError(f"{path}: not a replay log ({exc})") from None
+    if header.get("format") != FORMAT:
+        raise KitError(f"{path}: not a replay log (no {FORMAT} header)")
+    if header.get("version", 0) > FORMAT_VERSION:
+        raise KitError(f"{path}: log format version {header['version']} is newer than this "
+                       f"sysdig-kit reads ({FORMAT_VERSION}); upgrade sysdig-kit")
+    return _to_frame(table.select(list(COLUMNS)).cast(SCHEMA), header)
+
+
+def _read_jsonl(path: Path) -> tuple[pa.Table, dict]:
+    with open(path) as f:
+        header = json.loads(f.readline() or "{}")
+        rows = [json.loads(line) for line in f if line.strip()]
+    for rec in rows:
+        for b in rec.get("buffers") or []:
+            if b.get("data") is not None:
+                b["data"] = base64.b64decode(b["data"])
+    return pa.Table.from_pylist(rows, schema=SCHEMA), header

@@ -1,0 +1,276 @@
+"""Turn an event frame (docs/frame.md) into one record per syscall, per thread, in order.
+
+Both eras of the format: enter+exit pairs (libs < 0.22) and lone exits carrying every
+parameter (libs >= 0.22). A thread is a small state machine: at most one syscall in flight.
+Every syscall event ends up in exactly one record (never lost, never invented); non-syscall
+events make no record, except `procexit`, which becomes the thread's last record with the
+exit status (exit_group never returns, so this is where `exit 3` shows).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import math
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+
+import pandas as pd
+
+from ..errors import KitError
+from . import syscalls
+
+# Events that are not syscalls (scheduler, signals, metadata, drops).
+NON_SYSCALL = frozenset({
+    "switch", "procexit", "signaldeliver", "drop", "container", "sysdigevent", "notification",
+    "procinfo", "infra", "page_fault", "cpu_hotplug", "tracer", "mesos", "k8s", "pluginevent",
+    "asyncevent", "schedswitch", "scapevent", "useradded", "userdeleted", "groupadded",
+    "groupdeleted", "NA",
+})
+# Syscalls whose enter has no exit by design.
+NEVER_RETURNS = frozenset({"exit", "exit_group", "sigreturn", "rt_sigreturn"})
+CLONES = frozenset({"clone", "clone3", "fork", "vfork"})
+GENERIC_PARAMS = ("ID", "nativeID")
+# BYTEBUF parameter names, used only when no decoder is available (see _decode).
+RAW_BUFFERS = frozenset({"data", "args", "env", "cgroups", "msgcontrol", "val"})
+
+
+@cache
+def output_buffers() -> dict[str, tuple[str, str]]:
+    """syscall -> (buffer parameter, parameter reporting its full length)."""
+    text = resources.files("sysdig_kit").joinpath("data", "syscalls", "output_buffers.csv")
+    lines = [ln for ln in text.read_text().splitlines() if ln and not ln.startswith("#")]
+    return {r[0]: (r[1], r[2]) for r in list(csv.reader(lines))[1:]}
+
+
+@dataclass
+class _Ev:
+    num: int
+    ts: int
+    tid: int
+    pid: object
+    comm: object
+    dir: str
+    type: str
+    res: object
+    args: list
+
+
+@dataclass
+class _Rec:
+    tid: int
+    enter: _Ev | None = None
+    exit: _Ev | None = None
+    flags: list = field(default_factory=list)
+    kind: str = "syscall"
+
+
+def _decoder(encoding):
+    try:
+        from ..read import decode_args
+    except ImportError:  # reader not there: raw bytes only (buffers still measurable for scap)
+        return None
+    return lambda t, d, a: decode_args(t, d, a, encoding)
+
+
+def _events(df: pd.DataFrame):
+    cols = [df[c].tolist() for c in ("evt_num", "evt_rawtime", "thread_tid", "proc_pid",
+                                     "proc_name", "evt_dir", "evt_type", "evt_rawres")]
+    args = df["evt_args"].tolist()
+    for i, row in enumerate(zip(*cols)):
+        a = args[i]
+        yield _Ev(*row, args=[(x["name"], x["value"]) for x in a] if a is not None else [])
+
+
+def pair(df: pd.DataFrame) -> list[_Rec]:
+    """Records in order of their first event; see the module docstring for the rules."""
+    syscall_dirs = df.loc[~df["evt_type"].astype(str).isin(NON_SYSCALL), "evt_dir"]
+    exit_only = not (syscall_dirs == ">").any()
+    pending: dict[int, _Rec] = {}
+    seen: set[int] = set()
+    out: list[_Rec] = []
+
+    def close_pending(tid, why):
+        rec = pending.pop(tid, None)
+        if rec is not None:
+            rec.flags.append("never_returns" if rec.enter.type in NEVER_RETURNS else "unpaired_enter")
+            if why:
+                rec.flags.append(why)
+
+    for ev in _events(df):
+        first = ev.tid not in seen
+        seen.add(ev.tid)
+        if ev.type in NON_SYSCALL:
+            if ev.type == "procexit":
+                close_pending(ev.tid, "thread_died")
+                out.append(_Rec(ev.tid, enter=ev, kind="procexit"))
+            continue
+        if ev.dir == ">":
+            if ev.tid in pending:
+                close_pending(ev.tid, None)
+            rec = pending[ev.tid] = _Rec(ev.tid, enter=ev)
+            out.append(rec)
+            continue
+        rec = pending.get(ev.tid)
+        if rec is not None and rec.enter.type == ev.type:
+            del pending[ev.tid]
+            rec.exit = ev
+            continue
+        if rec is not None:
+            close_pending(ev.tid, "type_mismatch")
+        rec = _Rec(ev.tid, exit=ev)
+        if not exit_only:
+            if first and ev.type in CLONES and ev.res == 0:
+                rec.flags.append("clone_child")
+            else:
+                rec.flags.append("unpaired_exit")
+                if first:
+                    rec.flags.append("capture_start")
+        out.append(rec)
+    for tid in list(pending):
+        close_pending(tid, "capture_end")
+    return out
+
+
+def _text(v) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, bytes | bytearray):
+        return base64.b64encode(v).decode()
+    return str(v)
+
+
+def _is_generic(args) -> bool:
+    return bool(args) and args[0][0] == "ID" and all(n in GENERIC_PARAMS for n, _ in args)
+
+
+def build(df: pd.DataFrame, arch: str | None = None) -> pd.DataFrame:
+    """The replay log of frame `df` (one row per record; columns in log.COLUMNS)."""
+    from .log import make_log
+
+    arch = _arch(df, arch)
+    encoding = df.attrs.get("args_encoding")
+    decode = _decoder(encoding)
+    outs = output_buffers()
+    rows = []
+    seq: dict[int, int] = {}
+    for rec in pair(df):
+        ev0 = rec.enter or rec.exit
+        last = rec.exit or rec.enter
+        name = ev0.type
+        merged: dict[str, object] = {}
+        raw: dict[str, bytes] = {}
+        nr = None
+        for ev in (rec.enter, rec.exit):
+            if ev is None:
+                continue
+            if _is_generic(ev.args):
+                native = dict(ev.args).get("nativeID")
+                if native is not None and len(native) >= 2 and encoding == "scap":
+                    nr = int.from_bytes(native[:2], "little")
+                continue
+            values = _decode(decode, ev, encoding)
+            for (n, rv), v in zip(ev.args, values):
+                merged[n] = v
+                raw[n] = rv
+        if nr is None and decode is not None and rec.kind == "syscall":
+            for ev in (rec.enter, rec.exit):
+                if ev is not None and _is_generic(ev.args):
+                    vals = _decode(decode, ev, encoding)
+                    native = dict(zip([n for n, _ in ev.args], vals)).get("nativeID")
+                    if isinstance(native, int):
+                        nr = native
+        if name in ("<unknown>", "syscall") and nr is not None and arch is not None:
+            name = syscalls.name(arch, nr) or name
+        if nr is None and rec.kind == "syscall":
+            nr = syscalls.number(arch, name)
+        res = last.res if rec.exit is not None else None
+        flags = list(rec.flags)
+        if rec.kind == "procexit":
+            res = _exit_code(merged)
+        elif rec.exit is not None and res is None:
+            flags.insert(0, "no_return_value")
+        buffers = []
+        for n, v in merged.items():
+            if not isinstance(v, bytes | bytearray):
+                continue
+            out_param, length_param = outs.get(name, (None, None))
+            is_out = n == out_param
+            reported = None
+            if is_out:
+                reported = res if length_param == "res" else merged.get(length_param)
+                reported = reported if isinstance(reported, int) and reported >= 0 else None
+            buffers.append({"name": n, "data": bytes(v), "captured_len": len(v),
+                            "reported_len": reported, "output": is_out})
+            if reported is not None and len(v) < reported and "truncated_buffer" not in flags:
+                flags.append("truncated_buffer")
+        args = [{"name": n, "value": _text(v)} for n, v in merged.items()
+                if not isinstance(v, bytes | bytearray)]
+        s = seq.get(rec.tid, 0)
+        seq[rec.tid] = s + 1
+        rows.append({
+            "thread_tid": rec.tid,
+            "proc_pid": _na(last.pid),
+            "proc_name": _na(last.comm),
+            "seq": s,
+            "kind": rec.kind,
+            "syscall": name,
+            "nr": nr,
+            "evt_num": rec.exit.num if rec.exit is not None else (
+                rec.enter.num if rec.kind == "procexit" else None),
+            "enter_evt_num": rec.enter.num if rec.enter is not None else None,
+            "enter_ts": rec.enter.ts if rec.enter is not None else None,
+            "exit_ts": rec.exit.ts if rec.exit is not None else (
+                rec.enter.ts if rec.kind == "procexit" else None),
+            "res": _na(res),
+            "errno": syscalls.errno_name(_na(res)) if rec.kind == "syscall" else None,
+            "args": args,
+            "buffers": buffers,
+            "flags": flags,
+        })
+    return make_log(rows, arch=arch, source=df.attrs.get("source"),
+                    era="exit_only" if _exit_only(df) else "enter_exit",
+                    reader_warnings=list(df.attrs.get("warnings") or []))
+
+
+def _exit_only(df) -> bool:
+    dirs = df.loc[~df["evt_type"].astype(str).isin(NON_SYSCALL), "evt_dir"]
+    return not (dirs == ">").any()
+
+
+def _decode(decode, ev: _Ev, encoding) -> list:
+    """Decoded parameter values; the raw bytes when no decoder is available or it fails."""
+    if decode is not None:
+        try:
+            vals = decode(ev.type, ev.dir, ev.args)
+            if isinstance(vals, dict):
+                return [vals.get(n) for n, _ in ev.args]
+            return [v[1] if isinstance(v, tuple) and len(v) == 2 else v for v in vals]
+        except (KitError, ValueError, KeyError, IndexError, TypeError):
+            pass  # an event the decoder cannot read keeps its raw bytes
+    # Undecoded: byte parameters stay bytes, the rest is shown as hex of the raw value.
+    return [v if n in RAW_BUFFERS or encoding != "scap" else "0x" + bytes(v).hex()
+            for n, v in ev.args]
+
+
+def _exit_code(args: dict) -> int | None:
+    """The process's exit code from procexit: `ret` (newer drivers), else the wait status."""
+    ret, status = args.get("ret"), args.get("status")
+    if isinstance(ret, int):
+        return ret
+    if isinstance(status, int):
+        return (status >> 8) & 0xFF if status & 0x7F == 0 else -(status & 0x7F)
+    return None
+
+
+def _na(v):
+    return None if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) else v
+
+
+def _arch(df: pd.DataFrame, arch: str | None) -> str | None:
+    given = syscalls.normalize_arch(arch)
+    found = syscalls.normalize_arch(df.attrs.get("arch")) if df.attrs.get("arch") else None
+    if given and found and given != found:
+        raise KitError(f"--arch {given} contradicts the capture, which is {found}")
+    return found or given
