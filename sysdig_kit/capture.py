@@ -23,7 +23,7 @@ from pathlib import Path
 from .errors import KitError
 
 # A process name (comm) or event type we put into a filter: no quotes, spaces or operators.
-_NAME = re.compile(r"^[A-Za-z0-9_.+:@%-]{1,64}$")
+_NAME = re.compile(r"^[A-Za-z0-9_.+:@%][A-Za-z0-9_.+:@%-]{0,63}$")
 _EVT = re.compile(r"^[a-z0-9_]{1,40}$")
 
 DEMO_SESSION = "echo hi > /tmp/x; cat /tmp/x; exit 3"
