@@ -1,0 +1,393 @@
+"""sysdig's text output read into the event frame: its default format and the kit's own format.
+
+Default format (sysdig 0.29.3 and 0.41.4 print it the same way):
+    %evt.num %evt.outputtime %evt.cpu %proc.name (%thread.tid) %evt.dir %evt.type %evt.info
+The time is a wall-clock time of day (the local time of the machine that ran sysdig) without
+a date, so `evt_rawtime` needs one: pass `date="2026-11-26"` (or `start=` any timestamp whose
+date is the first event's) and `tz=` (default "UTC"). Without it the date is 1970-01-01, a
+crossing of midnight adds a day, and df.attrs["warnings"] says so. Use the kit format or
+`sysdig -j` when the absolute time matters: both carry ns since the epoch.
+
+Kit format (`KIT_FORMAT` with `KIT_SYSDIG_ARGS`): tab-separated, a marker first, every field
+raw, and buffers in base64 (`-b`) so `evt_args` get the captured bytes back.
+
+evt.info is `name=value name=value ...` where values may contain spaces (execve args, env,
+paths), so it is split using the parameter names and types of the event from the driver's
+event tables (sysdig_kit/data/event_tables), trying each known layout of the event.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import gzip
+import io
+import json
+import re
+from functools import cache, lru_cache
+from importlib import resources
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ..errors import KitError
+from .frame import make_frame
+
+KIT_MARKER = "SDKIT1"
+_KIT_FIELDS = (
+    "%evt.num", "%evt.rawtime", "%evt.cpu", "%thread.tid", "%proc.pid", "%evt.dir",
+    "%evt.type", "%evt.rawres", "%proc.name", "%evt.info",
+)
+# `*` makes sysdig print events whose fields are missing (as <NA>) instead of dropping them.
+KIT_FORMAT = "*" + "\t".join((KIT_MARKER,) + _KIT_FIELDS)
+# -b: buffers in base64, so they round-trip byte for byte.
+KIT_SYSDIG_ARGS = ("-b", "-p", KIT_FORMAT)
+
+NA = "<NA>"
+_DEFAULT_LINE = re.compile(
+    r"(\d+) (\d\d):(\d\d):(\d\d)\.(\d{9}) (\d+) (.*?) \((-?\d+)\) ([<>]) (\S+)(?: (.*))?\Z", re.DOTALL
+)
+_PARAM_START = re.compile(r"(?:^| )([A-Za-z_][A-Za-z0-9_]*)=")
+# A value of a numeric type never contains a space before its "(decoded)" part.
+_NUMERIC_VALUE = re.compile(r"[-\w<>]*(?:\(.*\))?\Z", re.DOTALL)
+_NUMERIC_TYPES = {
+    "PT_INT8", "PT_INT16", "PT_INT32", "PT_INT64", "PT_UINT8", "PT_UINT16", "PT_UINT32",
+    "PT_UINT64", "PT_ERRNO", "PT_FD", "PT_PID", "PT_UID", "PT_GID", "PT_FLAGS8", "PT_FLAGS16",
+    "PT_FLAGS32", "PT_ENUMFLAGS8", "PT_ENUMFLAGS16", "PT_ENUMFLAGS32", "PT_MODE",
+    "PT_SYSCALLID", "PT_SIGTYPE", "PT_SIGSET", "PT_PORT", "PT_L4PROTO", "PT_SOCKFAMILY",
+    "PT_BOOL", "PT_DYN",
+}
+# Which first exit parameter %evt.rawres reports (seen against the oracles): sysdig 0.29.3
+# takes res/fd only; 0.41.4 also the id of get[e]uid/get[e]gid.
+_RES_NAMES = {
+    "0.29": {"res", "fd", "res_or_fd"},
+    "0.41": {"res", "fd", "res_or_fd", "uid", "euid", "gid", "egid"},
+}
+# Which event table names each era's parameter types (hex or decimal res, e.g. mmap).
+_ERA_TABLE = {"0.29": "scap-0.1.1dev+git20220316.e5c53d64.json", "0.41": "scap-0.23.2.json"}
+
+
+# --- event tables: the parameter layouts of each event ------------------------------------
+
+
+@cache
+def _table(name: str) -> dict:
+    """(evt name, dir) -> list of distinct layouts, each a tuple of (param name, type, fmt)."""
+    path = resources.files("sysdig_kit.data").joinpath("event_tables").joinpath(name)
+    out: dict = {}
+    for e in json.loads(path.read_text())["events"]:
+        layout = tuple((p["name"], p["type"], p["fmt"]) for p in e["params"])
+        lst = out.setdefault((e["name"], e["dir"]), [])
+        if layout and layout not in lst:
+            lst.append(layout)
+    return out
+
+
+@cache
+def _table_names() -> tuple:
+    path = resources.files("sysdig_kit.data").joinpath("event_tables")
+    return tuple(sorted(p.name for p in path.iterdir() if p.name.endswith(".json")))
+
+
+@lru_cache(maxsize=4096)
+def layouts(evt_type: str, evt_dir: str, era: str | None = None) -> tuple:
+    """Known parameter layouts of an event, the era's table first, longest first."""
+    names = list(_table_names())
+    if era in _ERA_TABLE and _ERA_TABLE[era] in names:
+        names.remove(_ERA_TABLE[era])
+        names.insert(0, _ERA_TABLE[era])
+    seen: list = []
+    for n in names:
+        for lay in sorted(_table(n).get((evt_type, evt_dir), ()), key=len, reverse=True):
+            if lay not in seen:
+                seen.append(lay)
+    return tuple(seen)
+
+
+# --- evt.info ------------------------------------------------------------------------------
+
+
+def _fit(info: str, layout: tuple, occ: dict, i: int, start: int, out: list) -> bool:
+    """Place parameter i's value at info[start:], the next parameter at one of its
+    occurrences; backtrack where a numeric value would contain a space."""
+    name, typ, _ = layout[i]
+    numeric = typ in _NUMERIC_TYPES
+    if i + 1 < len(layout):
+        for p in occ.get(layout[i + 1][0], ()):
+            if p <= start - 1:
+                continue
+            value = info[start : p - 1]
+            if numeric and not _NUMERIC_VALUE.match(value):
+                continue
+            out.append((name, value))
+            if _fit(info, layout, occ, i + 1, p + len(layout[i + 1][0]) + 1, out):
+                return True
+            out.pop()
+    value = info[start:]  # this parameter is the last one printed
+    if numeric and not _NUMERIC_VALUE.match(value):
+        return False
+    out.append((name, value))
+    return True
+
+
+def split_info(info: str, evt_type: str, evt_dir: str, era: str | None = None):
+    """`name=value ...` -> ([(name, value)], layout or None) using the event's known layouts;
+    falls back to splitting at every ` word=` for events no table knows."""
+    if not info:
+        return [], None
+    occ: dict = {}
+    for m in _PARAM_START.finditer(info):
+        occ.setdefault(m.group(1), []).append(m.start(1))
+    best = None
+    for lay in layouts(evt_type, evt_dir, era):
+        if not info.startswith(lay[0][0] + "="):
+            continue
+        out: list = []
+        if _fit(info, lay, occ, 0, len(lay[0][0]) + 1, out):
+            # a layout that explains the whole line with all its parameters wins outright
+            if len(out) == len(lay):
+                return out, lay
+            if best is None or len(out) > len(best[0]):
+                best = (out, lay)
+    if best is not None:
+        # fewer parameters than the table: older event versions; keep the longest fit
+        return best
+    starts = [m for m in _PARAM_START.finditer(info)]
+    if not starts or starts[0].start() != 0:
+        return [("info", info)], None
+    out = []
+    for m, nxt in zip(starts, starts[1:] + [None]):
+        end = nxt.start() if nxt is not None else len(info)
+        out.append((m.group(1), info[m.end() : end]))
+    return out, None
+
+
+_LEADING_INT = re.compile(r"(-?)(0x)?([0-9A-Fa-f]+)")
+
+
+def parse_int(value: str, hex_: bool = False):
+    """The leading number of a printed value (`-2(ENOENT)`, `3(<f>/x)`, `AAAB17C29000`), or None."""
+    m = _LEADING_INT.match(value)
+    if not m or m.end() != len(value) and value[m.end()] != "(":
+        return None
+    sign, ox, digits = m.groups()
+    try:
+        n = int(digits, 16 if (hex_ or ox) else 10)
+    except ValueError:
+        return None
+    n = -n if sign else n
+    if n >= 1 << 63:  # sysdig prints raw values as int64
+        n -= 1 << 64
+    return n
+
+
+def rawres(params: list, layout, evt_dir: str, era: str):
+    """%evt.rawres from the printed parameters: the first exit parameter when sysdig counts it
+    as the result, decoded per its display format (hex for PF_HEX integers)."""
+    if evt_dir != "<" or not params:
+        return None
+    name, value = params[0]
+    if name not in _RES_NAMES.get(era, _RES_NAMES["0.41"]):
+        return None
+    hex_ = bool(layout) and layout[0][2] == "PF_HEX" and layout[0][1] != "PT_ERRNO"
+    return parse_int(value, hex_)
+
+
+def encode_args(params: list, layout, b64: bool) -> list:
+    """(name, text) -> (name, bytes): UTF-8 text, or the base64-decoded bytes of buffers when
+    sysdig printed them with -b."""
+    types = {n: t for n, t, _ in layout} if (b64 and layout) else {}
+    out = []
+    for name, value in params:
+        if types.get(name) == "PT_BYTEBUF" and value != NA:
+            try:
+                out.append((name, base64.b64decode(value, validate=True)))
+                continue
+            except (binascii.Error, ValueError):
+                pass
+        out.append((name, value.encode("utf-8", "surrogateescape")))
+    return out
+
+
+# --- the batch builder shared with the JSON reader -----------------------------------------
+
+
+class Batch:
+    """Columns of up to `size` events; `frame()` turns them into the frame of docs/frame.md."""
+
+    def __init__(self):
+        self.cols = {k: [] for k in (
+            "evt_num", "evt_rawtime", "evt_cpu", "thread_tid", "proc_pid", "proc_name",
+            "evt_dir", "evt_type", "evt_rawres", "evt_args")}
+
+    def __len__(self):
+        return len(self.cols["evt_num"])
+
+    def add(self, num, rawtime, cpu, tid, pid, name, evt_dir, evt_type, res, args):
+        c = self.cols
+        c["evt_num"].append(num)
+        c["evt_rawtime"].append(rawtime)
+        c["evt_cpu"].append(cpu)
+        c["thread_tid"].append(tid)
+        c["proc_pid"].append(pid)
+        c["proc_name"].append(name)
+        c["evt_dir"].append(evt_dir)
+        c["evt_type"].append(evt_type)
+        c["evt_rawres"].append(res)
+        c["evt_args"].append(args)
+
+    def frame(self, **attrs):
+        return make_frame(**self.cols, **attrs)
+
+
+def open_text(path: Path):
+    """A text stream over a plain or gzip-compressed file (undecodable bytes kept as-is)."""
+    with open(path, "rb") as f:
+        gz = f.read(2) == b"\x1f\x8b"
+    raw = gzip.open(path, "rb") if gz else open(path, "rb")  # noqa: SIM115 (closed by caller)
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="\n")
+
+
+def _int_or_none(s: str):
+    return None if s == NA or s == "" else int(s)
+
+
+def _name_or_none(s: str):
+    return None if s == NA else s
+
+
+# --- the reader ----------------------------------------------------------------------------
+
+
+class _Clock:
+    """Time of day -> ns since the epoch, from a date and a time zone; counts midnights."""
+
+    def __init__(self, date, start, tz):
+        try:
+            self.tz = ZoneInfo(tz or "UTC")
+        except (ZoneInfoNotFoundError, ValueError):
+            raise KitError(f"unknown time zone {tz!r}") from None
+        self.guessed = date is None and start is None
+        if start is not None:
+            if isinstance(start, (int, float)):
+                start = dt.datetime.fromtimestamp(start / 1e9, self.tz)
+            elif isinstance(start, str):
+                start = dt.datetime.fromisoformat(start)
+            date = start.astimezone(self.tz).date() if start.tzinfo else start.date()
+        if isinstance(date, str):
+            try:
+                date = dt.date.fromisoformat(date)
+            except ValueError:
+                raise KitError(f"date {date!r} is not YYYY-MM-DD") from None
+        self.date = date or dt.date(1970, 1, 1)
+        self.days = 0
+        self.last = None
+        self.midnights = 0
+
+    def ns(self, h: str, m: str, s: str, frac: str) -> int:
+        tod = (int(h) * 3600 + int(m) * 60 + int(s)) * 1_000_000_000 + int(frac)
+        if self.last is not None and tod < self.last - 12 * 3600 * 1_000_000_000:
+            self.days += 1  # the clock went back by more than half a day: midnight passed
+            self.midnights += 1
+        self.last = tod
+        day = self.date + dt.timedelta(days=self.days)
+        midnight = dt.datetime(day.year, day.month, day.day, tzinfo=self.tz)
+        return int(midnight.timestamp()) * 1_000_000_000 + tod
+
+
+class TextReader:
+    """sysdig's text output: the default format, or the kit's own (`KIT_FORMAT`)."""
+
+    @staticmethod
+    def sniff(head: bytes) -> bool:
+        line = head.split(b"\n", 1)[0].decode("utf-8", "replace")
+        return line.startswith(KIT_MARKER + "\t") or bool(_DEFAULT_LINE.match(line))
+
+    @classmethod
+    def read(cls, path, **kw):
+        frames = list(cls.iter_batches(path, batch_size=None, **kw))
+        return frames[0]
+
+    @classmethod
+    def iter_batches(cls, path, batch_size=1_000_000, date=None, start=None, tz=None,
+                     sysdig_version=None):
+        """Frames of at most `batch_size` events (all in one when None).
+
+        date/start/tz: see the module doc. sysdig_version ("0.29" or "0.41"): which sysdig
+        printed a default-format file (decides how res is printed); detected when None."""
+        path = Path(path)
+        clock = _Clock(date, start, tz)
+        state = {"era": sysdig_version, "kit": None, "warnings": []}
+        batch = Batch()
+        with open_text(path) as f:
+            for rec in _records(f, path):
+                cls._add(batch, rec, clock, state)
+                if batch_size and len(batch) >= batch_size:
+                    yield cls._frame(batch, path, clock, state)
+                    batch = Batch()
+        if len(batch) or not batch_size or state["kit"] is None:
+            yield cls._frame(batch, path, clock, state)
+
+    @staticmethod
+    def _frame(batch, path, clock, state):
+        warnings = list(state["warnings"])
+        if not state["kit"] and clock.guessed and len(batch):
+            warnings.append("sysdig's default text has no date: evt_rawtime counts from "
+                            "1970-01-01 (pass date= and tz= to read())")
+        return batch.frame(source=path, format="text", args_encoding="text",
+                           event_table=_ERA_TABLE.get(state["era"] or ""), warnings=warnings)
+
+    @staticmethod
+    def _add(batch, line, clock, state):
+        if line.startswith(KIT_MARKER + "\t"):
+            state["kit"] = True
+            f = line.split("\t", 10)
+            if len(f) < 11:
+                raise KitError(f"kit-format line has {len(f)} fields, not 11: {line[:80]!r}")
+            _, num, rawt, cpu, tid, pid, d, typ, res, name, info = f
+            info = _strip_era_space(info, state)
+            params, lay = split_info(info, typ, d, state["era"])
+            batch.add(int(num), int(rawt), int(cpu), int(tid), _int_or_none(pid),
+                      _name_or_none(name), d, typ, _int_or_none(res),
+                      encode_args(params, lay, b64=True))
+            return
+        m = _DEFAULT_LINE.match(line)
+        num, h, mi, s, frac, cpu, name, tid, d, typ, info = m.groups()
+        info = _strip_era_space(info or "", state)
+        params, lay = split_info(info, typ, d, state["era"])
+        batch.add(int(num), clock.ns(h, mi, s, frac), int(cpu), int(tid), None,
+                  _name_or_none(name), d, typ, rawres(params, lay, d, state["era"] or "0.41"),
+                  encode_args(params, lay, b64=False))
+
+
+def _strip_era_space(info: str, state: dict) -> str:
+    """0.29.x ends evt.info with a space after the last parameter, 0.41 does not: tell the
+    era from the first event with parameters, and drop that one space."""
+    if state["era"] is None and info.strip():
+        state["era"] = "0.29" if info.endswith(" ") else "0.41"
+    if state["era"] == "0.29" and info.endswith(" "):
+        return info[:-1]
+    return info
+
+
+def _records(f, path):
+    """Whole events: a line that does not start an event continues the previous one (values
+    such as a container's JSON or a file name can hold a newline)."""
+    cur = None
+    kit = None
+    for line in f:
+        line = line.removesuffix("\n")
+        if kit is None and line.strip():
+            kit = line.startswith(KIT_MARKER + "\t")
+        if line.startswith(KIT_MARKER + "\t") if kit else _DEFAULT_LINE.match(line):
+            if cur is not None:
+                yield cur
+            cur = line
+        elif cur is None:
+            if not line.strip():
+                continue
+            raise KitError(f"{path}: not sysdig text output at line 1: {line[:60]!r}")
+        else:
+            cur += "\n" + line
+    if cur is not None:
+        yield cur
