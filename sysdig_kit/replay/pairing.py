@@ -185,7 +185,7 @@ def build(df: pd.DataFrame, arch: str | None = None) -> pd.DataFrame:
             name = syscalls.name(arch, nr) or name
         if nr is None and rec.kind == "syscall":
             nr = syscalls.number(arch, name)
-        res = last.res if rec.exit is not None else None
+        res = _na(last.res) if rec.exit is not None else None
         flags = list(rec.flags)
         if rec.kind == "procexit":
             res = _exit_code(merged)
