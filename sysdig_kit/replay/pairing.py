@@ -249,19 +249,31 @@ def _decode(decode, ev: _Ev, encoding) -> list:
             return [v[1] if isinstance(v, tuple) and len(v) == 2 else v for v in vals]
         except (KitError, ValueError, KeyError, IndexError, TypeError):
             pass  # an event the decoder cannot read keeps its raw bytes
-    # Undecoded: byte parameters stay bytes, the rest is shown as hex of the raw value.
-    return [v if n in RAW_BUFFERS or encoding != "scap" else "0x" + bytes(v).hex()
+    # Undecoded: byte parameters stay bytes; the rest is text (as sysdig printed it) or, for
+    # scap, the hex of the raw value.
+    return [v if n in RAW_BUFFERS else
+            "0x" + bytes(v).hex() if encoding == "scap" else bytes(v).decode(errors="replace")
             for n, v in ev.args]
 
 
 def _exit_code(args: dict) -> int | None:
     """The process's exit code from procexit: `ret` (newer drivers), else the wait status."""
-    ret, status = args.get("ret"), args.get("status")
+    ret, status = _as_int(args.get("ret")), _as_int(args.get("status"))
     if isinstance(ret, int):
         return ret
     if isinstance(status, int):
         return (status >> 8) & 0xFF if status & 0x7F == 0 else -(status & 0x7F)
     return None
+
+
+def _as_int(v) -> int | None:
+    """An int from a decoded value or from sysdig's text for it (`3`, `768`, `-2(ENOENT)`)."""
+    if isinstance(v, int) or v is None:
+        return v
+    try:
+        return int(str(v).split("(", 1)[0].strip(), 0)
+    except ValueError:
+        return None
 
 
 def _na(v):

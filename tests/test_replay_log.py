@@ -1,0 +1,125 @@
+"""Replay log files (Parquet, JSON Lines), the replayer API, tables, decode-hooklog and the CLI
+exit codes. Uses sysdig 0.41.4's text of the new-era arm64 capture. Runs in ~5 s."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import sysdig_kit
+from sysdig_kit.cli import main
+from sysdig_kit.errors import KitError
+from sysdig_kit.replay import Divergence, ReplayLog, build, read_log, write
+from sysdig_kit.replay import syscalls as sc
+from sysdig_kit.replay.hooklog import decode
+
+ARM64 = Path(__file__).resolve().parents[2] / "shared" / "captures" / "arm64"
+NEW_TXT = ARM64 / "new-era-zsh-name.sysdig-0.41.4.txt"
+
+
+@pytest.fixture(scope="module")
+def log():
+    return build(sysdig_kit.read(NEW_TXT), arch="arm64")
+
+
+def test_tables_come_from_the_kernel_headers():
+    assert sc.number("arm64", "read") == 63 and sc.number("x86_64", "read") == 0
+    assert [sc.name("arm64", n) for n in (0x3F, 0x42, 0x39, 0x16)] == [
+        "read", "writev", "close", "epoll_pwait"]
+    assert sc.name("arm64", 293) == "rseq" and sc.number("x86_64", "openat") == 257
+    assert sc.errno_name(-2) == "ENOENT" and sc.errno_name(-11) == "EAGAIN"
+    assert sc.errno_name(5) is None
+    with pytest.raises(KitError):
+        sc.normalize_arch("mips")
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".jsonl"])
+def test_round_trip_keeps_every_column_and_the_header(log, tmp_path, suffix):
+    path = write(log, tmp_path / f"zsh{suffix}")
+    back = read_log(path)
+    pd.testing.assert_frame_equal(back, log)
+    assert back.attrs["format"] == "sysdig-kit-replay-log" and back.attrs["version"] == 1
+    assert back.attrs["arch"] == "arm64"
+
+
+def test_jsonl_is_readable_with_base64_buffers(log, tmp_path):
+    path = write(log, tmp_path / "zsh.jsonl")
+    lines = path.read_text().splitlines()
+    assert json.loads(lines[0])["format"] == "sysdig-kit-replay-log"
+    rec = next(json.loads(x) for x in lines[1:] if '"syscall":"read"' in x)
+    assert rec["buffers"][0]["data"].isascii()
+
+
+def test_newer_format_version_is_refused(log, tmp_path):
+    path = write(log, tmp_path / "zsh.jsonl")
+    lines = path.read_text().splitlines()
+    head = json.loads(lines[0]) | {"version": 99}
+    path.write_text("\n".join([json.dumps(head), *lines[1:]]))
+    with pytest.raises(KitError, match="version 99"):
+        read_log(path)
+
+
+def test_replayer_walks_a_thread_and_diverges_clearly(log, tmp_path):
+    rl = ReplayLog.open(write(log, tmp_path / "zsh.parquet"))
+    cur = rl.cursor(365)
+    assert cur.next("execve").res == 0
+    assert cur.next("brk").res == 187651814756352
+    assert cur.next(222).syscall == "mmap"              # by number (arm64)
+    rec = cur.next("faccessat")
+    assert rec.res is None and not rec.complete and "no_return_value" in rec.flags
+    assert cur.next("openat", fd=3).res == 3
+    with pytest.raises(Divergence, match=r"asked for write but the log recorded fstat \(nr 80\)"):
+        cur.next("write")
+    assert cur.peek().syscall == "fstat"             # a divergence consumes nothing
+    assert cur.exit_status == 3                      # `exit 3` from procexit
+    reads = [r for r in ReplayLog(log).records(365) if r.syscall == "read"]
+    assert reads[0].res == 832 and len(reads[0].output["data"]) == 80
+    assert reads[0].reported_len["data"] == 832 and "truncated_buffer" in reads[0].flags
+    with pytest.raises(KitError):
+        rl.cursor(999999)
+
+
+def test_decode_hooklog_names_and_counts_malformed(tmp_path):
+    p = tmp_path / "dmesg.txt"
+    p.write_text(
+        "[  207.532130] [my_sysdig:] call syscall 0x122bbec0, 2: 0x3f, 3:0x8d66090\n"
+        "[  207.532131] [my_sysdig:] call syscall 0x122bbec0, 2: 0x42, 3:0x1\n"
+        "random noise\n"
+        "[  207.532133] [my_sysdig:] call syscall 0xffff80001234abcd, 2: 0x39, 3:0x3\n"
+        "[  207.532134] [my_sysdig:] call syscall 0x122bbec0, 2: 0x16, 3:0x4\n"
+        "[  207.532135] [my_sysdig:] call syscall 0x122bbec0, 2: 0xZZ, 3:0x4\n")
+    df = decode(p, arch="arm64")
+    assert list(df["syscall"]) == ["read", "writev", "close", "epoll_pwait"]
+    assert df.attrs["malformed"] == 2 and df.attrs["lines"] == 6
+    assert df["ctx"].iloc[2] == 0xFFFF80001234ABCD
+    assert list(decode(p, arch="x86_64")["syscall"]) == ["uname", "semctl", "fork", "pipe"]
+    q = tmp_path / "custom.txt"
+    q.write_text("nr=63 a=1\nnr=64 a=2\n")
+    df = decode(q, pattern=r"nr=(?P<nr>\d+) a=(?P<a>\d+)", base=10)
+    assert list(df["syscall"]) == ["read", "write"] and list(df["a"]) == ["1", "2"]
+    r = CliRunner().invoke(main, ["decode-hooklog", str(p), "--arch", "arm64"])
+    assert r.exit_code == 0 and "2 malformed" in r.output and "epoll_pwait" in r.output
+    r = CliRunner().invoke(main, ["decode-hooklog", str(p), "--pattern", "no-group"])
+    assert r.exit_code == 2 and "named group" in r.output
+
+
+def test_cli_replay_log_and_check_exit_codes(tmp_path):
+    out = tmp_path / "z.parquet"
+    r = CliRunner().invoke(main, ["replay-log", str(NEW_TXT), "-o", str(out), "--arch", "arm64",
+                                  "--tid", "365"])
+    assert r.exit_code == 0, r.output
+    assert set(read_log(out)["thread_tid"]) == {365}
+    r = CliRunner().invoke(main, ["check", str(NEW_TXT), "--arch", "arm64", "--json"])
+    assert r.exit_code == 1, r.output                    # insufficient
+    res = json.loads(r.output)
+    nores = next(x for x in res["reasons"] if x["code"] == "no_return_value")
+    assert (nores["count"], nores["total"], nores["percent"]) == (354, 1118, 31.7)
+    assert nores["per_syscall"]["rt_sigprocmask"] == 222
+    r = CliRunner().invoke(main, ["check", str(tmp_path / "missing.scap")])
+    assert r.exit_code == 2
+    r = CliRunner().invoke(main, ["replay-log", str(NEW_TXT), "-o", str(tmp_path / "x.csv")])
+    assert r.exit_code == 2 and ".parquet or .jsonl" in r.output
