@@ -37,6 +37,95 @@ def main():
 
 # --- read: convert, info -------------------------------------------------------------------
 
+_FMT = click.option("--format", "fmt", type=click.Choice(["scap", "text", "json"]), default=None,
+                    help="Input format. Default: detected from the file's first bytes.")
+_DATE = click.option("--date", default=None, metavar="YYYY-MM-DD",
+                     help="Date of the first event, for sysdig's default text output, which "
+                          "prints only the time of day (default: 1970-01-01, with a warning).")
+_TZ = click.option("--tz", default=None, metavar="ZONE",
+                   help="Time zone of the machine that printed that text (default: UTC).")
+
+
+def _read_kw(capture, fmt, date, tz) -> dict:
+    """Reader options: --date/--tz only make sense for the default text format."""
+    from .read import reader_for
+
+    kw = {k: v for k, v in (("date", date), ("tz", tz)) if v is not None}
+    if kw and reader_for(capture, fmt).__name__ != "TextReader":
+        raise KitError("--date/--tz apply to sysdig's text output only; "
+                       f"{capture} carries its own timestamps")
+    return kw
+
+
+def _reading(capture, fn):
+    """Run fn(); turn I/O and decoding failures of a bad capture into one-line errors."""
+    import zlib
+
+    try:
+        return fn()
+    except (OSError, EOFError, zlib.error, UnicodeError, ValueError) as exc:
+        raise KitError(f"{capture}: cannot read it: {exc}") from None
+
+
+@main.command("convert")
+@click.argument("capture", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="The Parquet file to write (replaced atomically; never left half-written).")
+@_FMT
+@_DATE
+@_TZ
+def convert_cmd(capture, output, fmt, date, tz):
+    """Read CAPTURE into the event frame and save it as Parquet.
+
+    CAPTURE is a sysdig capture (.scap, plain or gzip), or what `sysdig -r` printed: its
+    default text, the kit's own text format (`sysdig-kit capture` writes it), or JSON (-j).
+    The frame (one row per event, columns named after sysdig's fields, see docs/frame.md)
+    keeps its metadata (format, arch, warnings...) in the Parquet file.
+
+    \b
+    Example:  sysdig-kit convert trace.scap -o trace.parquet
+    Then:     pandas.read_parquet("trace.parquet")  or  sysdig_kit.read.frame.read_parquet(...)
+    """
+    from .read import read
+    from .read.frame import to_parquet
+
+    kw = _read_kw(capture, fmt, date, tz)
+    df = _reading(capture, lambda: read(capture, fmt=fmt, **kw))
+    try:
+        to_parquet(df, output)
+    except OSError as exc:
+        raise KitError(f"cannot write {output}: {exc.strerror or exc}") from None
+    click.echo(f"{output}: {len(df):,} events ({df.attrs.get('format')})")
+    for w in df.attrs.get("warnings") or []:
+        click.echo(f"warning: {w}", err=True)
+
+
+@main.command("info")
+@click.argument("capture", type=click.Path(dir_okay=False))
+@_FMT
+@_DATE
+@_TZ
+@click.option("--top", default=10, show_default=True, help="How many processes/syscalls to list.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def info_cmd(capture, fmt, date, tz, top, as_json):
+    """Summarise CAPTURE: file format and version, number of events, time span, CPUs,
+    processes and the most frequent syscalls (event types).
+
+    Reads any capture `convert` reads, batch by batch (large captures are fine).
+    """
+    import json
+
+    from rich.console import Console
+
+    from .info import render, summarize
+
+    kw = _read_kw(capture, fmt, date, tz)
+    s = _reading(capture, lambda: summarize(capture, top=top, fmt=fmt, **kw))
+    if as_json:
+        click.echo(json.dumps(s, indent=2))
+    else:
+        render(s, Console(highlight=False))
+
 
 # --- replay: replay-log, check, decode-hooklog ---------------------------------------------
 

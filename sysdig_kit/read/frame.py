@@ -160,9 +160,15 @@ def to_parquet(df: pd.DataFrame, path) -> Path:
     df.attrs kept in the file's metadata so `read_parquet` gives them back."""
     path = Path(path)
     table = pa.Table.from_pandas(df, preserve_index=False)
-    # pandas' own metadata names the list<struct> dtype in a form pandas cannot parse back;
-    # read_parquet restores the dtypes from DTYPES instead.
-    meta = {k: v for k, v in (table.schema.metadata or {}).items() if k != b"pandas"}
+    # pandas' metadata names the list<struct> dtype in a form pandas cannot parse back: call
+    # it object, so plain pandas.read_parquet works; read_parquet below restores ArrowDtype.
+    meta = dict(table.schema.metadata or {})
+    if b"pandas" in meta:
+        pmeta = json.loads(meta[b"pandas"])
+        for col in pmeta.get("columns", []):
+            if "[pyarrow]" in str(col.get("numpy_type")):
+                col["numpy_type"] = "object"
+        meta[b"pandas"] = json.dumps(pmeta).encode()
     meta[_PARQUET_KEY] = json.dumps(df.attrs, default=str).encode()
     table = table.replace_schema_metadata(meta)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")

@@ -14,11 +14,12 @@ from pathlib import Path
 
 from ..errors import KitError
 from .text import (
-    _ERA_TABLE,
     NA,
     Batch,
     _strip_era_space,
     encode_args,
+    era_table,
+    lines,
     open_text,
     rawres,
     split_info,
@@ -48,11 +49,11 @@ class JsonReader:
         """Frames of at most `batch_size` events (all in one when None). sysdig_version
         ("0.29"/"0.41") says how res was printed; detected from evt.info when None."""
         path = Path(path)
-        state = {"era": sysdig_version, "kit": True}
+        state = {"era": sysdig_version, "kit": True, "warnings": []}
         batch = Batch()
         yielded = False
         with open_text(path) as f:
-            for lineno, line in enumerate(f, 1):
+            for lineno, line in enumerate(lines(f, state["warnings"]), 1):
                 if not line.strip():
                     continue
                 try:
@@ -72,7 +73,8 @@ class JsonReader:
     @staticmethod
     def _frame(batch, path, state):
         return batch.frame(source=path, format="json", args_encoding="text",
-                           event_table=_ERA_TABLE.get(state["era"] or ""), warnings=[])
+                           event_table=era_table(state["era"]),
+                           warnings=list(state["warnings"]))
 
     @staticmethod
     def _add(batch, o, path, lineno, state, b64):

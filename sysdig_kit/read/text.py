@@ -70,6 +70,11 @@ _ERA_TABLE = {"0.29": "scap-0.1.1dev+git20220316.e5c53d64.json", "0.41": "scap-0
 # --- event tables: the parameter layouts of each event ------------------------------------
 
 
+def era_table(era) -> str | None:
+    """The event table (df.attrs["event_table"]) whose layouts match sysdig `era`'s output."""
+    return _ERA_TABLE[era].removesuffix(".json") if era in _ERA_TABLE else None
+
+
 @cache
 def _table(name: str) -> dict:
     """(evt name, dir) -> list of distinct layouts, each a tuple of (param name, type, fmt)."""
@@ -320,7 +325,7 @@ class TextReader:
         state = {"era": sysdig_version, "kit": None, "warnings": []}
         batch = Batch()
         with open_text(path) as f:
-            for rec in _records(f, path):
+            for rec in _records(f, path, state["warnings"]):
                 cls._add(batch, rec, clock, state)
                 if batch_size and len(batch) >= batch_size:
                     yield cls._frame(batch, path, clock, state)
@@ -335,7 +340,7 @@ class TextReader:
             warnings.append("sysdig's default text has no date: evt_rawtime counts from "
                             "1970-01-01 (pass date= and tz= to read())")
         return batch.frame(source=path, format="text", args_encoding="text",
-                           event_table=_ERA_TABLE.get(state["era"] or ""), warnings=warnings)
+                           event_table=era_table(state["era"]), warnings=warnings)
 
     @staticmethod
     def _add(batch, line, clock, state):
@@ -370,12 +375,23 @@ def _strip_era_space(info: str, state: dict) -> str:
     return info
 
 
-def _records(f, path):
+def lines(f, warnings: list):
+    """The lines of f; a gzip stream that ends early stops them with a warning."""
+    n = 0
+    try:
+        for line in f:
+            n += 1
+            yield line
+    except EOFError:
+        warnings.append(f"compressed stream ends early: kept the {n:,} lines before the cut")
+
+
+def _records(f, path, warnings):
     """Whole events: a line that does not start an event continues the previous one (values
     such as a container's JSON or a file name can hold a newline)."""
     cur = None
     kit = None
-    for line in f:
+    for line in lines(f, warnings):
         line = line.removesuffix("\n")
         if kit is None and line.strip():
             kit = line.startswith(KIT_MARKER + "\t")
