@@ -1,0 +1,68 @@
+"""The driver's event tables (data/event_tables/*.json, made by tools/gen_event_table.py).
+
+One table per driver version. `EventTable` adds the lookup arrays the scap reader indexes with
+numpy (per event code: name, direction, category, flags, parameter names and types).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+
+import numpy as np
+
+from ..errors import KitError
+
+# The 2022 driver (sysdig 0.29, enter/exit pairs) and libs 0.23.2 (exit-only events).
+OLD = "scap-0.1.1dev+git20220316.e5c53d64"
+NEW = "scap-0.23.2"
+
+EC_INTERNAL = 1 << 8
+EC_SYSCALL = 1 << 9
+EC_SYSCALL_MASK = EC_SYSCALL - 1  # libsinsp's get_category(): syscall category bits only
+GENERIC_E, GENERIC_X = 0, 1  # the `syscall` events whose first parameter names the syscall
+
+
+def available() -> list[str]:
+    files = resources.files("sysdig_kit").joinpath("data", "event_tables")
+    return sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".json"))
+
+
+class EventTable:
+    def __init__(self, name: str, raw: dict):
+        self.name = name
+        self.events = raw["events"]
+        self.era = raw.get("era", "enter-exit")  # "exit-only": libs >= 0.22 semantics
+        self.ppm_sc = {int(k): v for k, v in raw["ppm_sc"].items()}
+        n = len(self.events)
+        self.size = n
+        self.names = np.array([e["name"] for e in self.events], dtype=object)
+        self.category = np.array([e["category"] for e in self.events], dtype=np.int64)
+        self.nparams = np.array([len(e["params"]) for e in self.events], dtype=np.int64)
+        self.large = np.array(["EF_LARGE_PAYLOAD" in e["flags"] for e in self.events])
+        self.creates_fd = np.array(["EF_CREATES_FD" in e["flags"] for e in self.events])
+        self.code = {}  # (name, dir) -> codes, newest last
+        for e in self.events:
+            self.code.setdefault((e["name"], e["dir"]), []).append(e["code"])
+
+    def params(self, code: int) -> list[dict]:
+        return self.events[code]["params"] if 0 <= code < self.size else []
+
+    def param_index(self, name: str) -> np.ndarray:
+        """Per event code, the position of the parameter called `name` (-1 if none)."""
+        return np.array([next((i for i, p in enumerate(e["params"]) if p["name"] == name), -1)
+                         for e in self.events], dtype=np.int64)
+
+    def syscall_name(self, sc: int) -> str:
+        # codes the table has no name for print as libscap 0.29's unknown entry
+        return self.ppm_sc.get(int(sc)) or "<unknown>"
+
+
+@cache
+def load(name: str) -> EventTable:
+    """The event table called `name` (a file stem under data/event_tables/)."""
+    path = resources.files("sysdig_kit").joinpath("data", "event_tables", f"{name}.json")
+    if not path.is_file():
+        raise KitError(f"unknown event table {name!r}; available: {', '.join(available())}")
+    return EventTable(name, json.loads(path.read_text()))

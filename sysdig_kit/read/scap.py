@@ -1,0 +1,257 @@
+"""Native scap reader: a capture file -> the event frame (docs/frame.md), no sysdig needed.
+
+Pipeline: one sequential pass over block headers collects event block offsets
+(scap_blocks.walk); numpy gathers header fields and parameter lengths (scap_events.decode);
+the thread table is replayed over clone/execve/procexit events only (scap_threads); the
+parameters become a pyarrow list<struct<name, value>> whose values are one compacted copy of the
+payload bytes, with offsets computed, never sliced event by event.
+
+What sysdig prints is mirrored where it matters: event numbers count every event libscap
+delivers (including the internal ones sysdig does not print, like `procinfo`), events are
+kept only if sysdig prints them, and evt.rawres follows the libsinsp of the capture's era.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from . import eventtable
+from .eventtable import EC_INTERNAL, EC_SYSCALL, EC_SYSCALL_MASK, GENERIC_E, GENERIC_X
+from .scap_blocks import EV_V2, EVF_V1, EVF_V2, Capture, Meta, gather, read_shb, walk
+from .scap_events import Events, decode
+from .scap_threads import ThreadTable
+
+ARG_TYPE = pa.list_(pa.struct([("name", pa.string()), ("value", pa.binary())]))
+# Events libsinsp consumes into its own state (user and group tables): numbered, not printed.
+SWALLOWED = {"useradded", "userdeleted", "groupadded", "groupdeleted"}
+
+
+class ScapReader:
+    """Reads scap captures (raw or gzip), both eras, every block version."""
+
+    @classmethod
+    def sniff(cls, head: bytes) -> bool:
+        return head[:4] == b"\x0a\x0d\x0d\x0a"
+
+    @classmethod
+    def read(cls, path, event_table: str | None = None, **kw) -> pd.DataFrame:
+        """The whole capture as one frame. `event_table` forces a table (else chosen per file)."""
+        (df,) = list(_frames(Path(path), None, event_table))
+        return df
+
+    @classmethod
+    def iter_batches(cls, path, batch_size: int = 1_000_000, event_table: str | None = None,
+                     **kw):
+        """Frames of at most `batch_size` events; gzip captures are inflated to a cache file."""
+        yield from _frames(Path(path), max(int(batch_size), 1), event_table)
+
+
+def _frames(path: Path, batch_size: int | None, table_name: str | None):
+    cap = Capture(path, spill=batch_size is not None)
+    try:
+        meta = Meta()
+        start = read_shb(cap, meta)
+        table = threads = None
+        num = 0
+        for offs, btypes, _ in walk(cap, start, meta, batch_size):
+            if table is None:
+                table = eventtable.load(table_name or _choose_table(cap.u8, offs, btypes))
+                threads = ThreadTable(meta.threads)
+            ev = decode(cap.u8, offs, btypes, table, path)
+            df = _frame(cap.u8, ev, table, threads, num)
+            num += len(ev.off)
+            df.attrs.update(source=str(path), format="scap", args_encoding="scap",
+                            scap_version=meta.scap_version, event_table=table.name,
+                            arch=_arch(cap, meta), hostname=meta.hostname,
+                            warnings=list(cap.warnings))
+            for w in cap.warnings:
+                warnings.warn(f"{path}: {w}", stacklevel=3)
+            cap.warnings.clear()
+            yield df
+    finally:
+        cap.close()
+
+
+def _choose_table(u8: np.ndarray, offs: np.ndarray, btypes: np.ndarray) -> str:
+    """The exit-only table if the events look like libs >= 0.22 wrote them: no syscall enter
+    events, and parameter counts (or event codes) the 2022 table does not have."""
+    old, new = eventtable.load(eventtable.OLD), eventtable.load(eventtable.NEW)
+    sample = slice(0, 200_000)
+    offs, btypes = offs[sample], btypes[sample]
+    if not len(offs):
+        return old.name
+    hdr = offs + 10 + np.where(np.isin(btypes, list(EVF_V1 | EVF_V2)), 4, 0)
+    etype = gather(u8, hdr + 20, np.uint16).astype(np.int64)
+    etype = etype[etype < new.size]
+    enters = (etype % 2 == 0) & (new.category[etype] & EC_SYSCALL != 0)
+    if enters.any():
+        return old.name
+    v2 = np.isin(btypes, list(EV_V2 | EVF_V2))
+    if not v2.any():
+        return old.name
+    t2 = gather(u8, hdr[v2] + 20, np.uint16).astype(np.int64)
+    n2 = gather(u8, hdr[v2] + 22, np.uint32).astype(np.int64)
+    beyond = t2 >= old.size
+    richer = ~beyond & (n2 > old.nparams[np.minimum(t2, old.size - 1)])
+    return new.name if (beyond | richer).any() else old.name
+
+
+def _frame(u8, ev: Events, table, threads: ThreadTable, num_start: int) -> pd.DataFrame:
+    cat = table.category[ev.type]
+    names = table.names[ev.type]
+    printed = (cat & EC_SYSCALL_MASK & EC_INTERNAL) == 0
+    if SWALLOWED & set(np.unique(names).tolist()):
+        printed &= ~np.isin(names, list(SWALLOWED))
+    if num_start == 0 and len(names):
+        # Opening a capture, libsinsp consumes the leading container events (numbering them)
+        # before it hands out events; container events later in the file are printed.
+        lead = np.flatnonzero(names != "container")
+        printed[: lead[0] if len(lead) else len(names)] = False
+    rows = np.flatnonzero(printed)
+    etype = ev.type[rows]
+    nparams = ev.nparams[rows]
+    first = ev.pcount_off[rows]
+    pid, pname = threads.assign(u8, ev, table, rows)
+
+    cols = {
+        "evt_num": (num_start + 1 + rows).astype(np.int64),
+        "evt_rawtime": ev.ts[rows].view(np.int64),
+        "evt_cpu": ev.cpu[rows].astype(np.int16),
+        "thread_tid": ev.tid[rows].view(np.int64),
+        "proc_pid": pd.array(pid.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)),
+        "proc_name": pd.array(pname, dtype="string"),
+        "evt_dir": pd.Categorical.from_codes((etype % 2).astype(np.int8), categories=[">", "<"]),
+        "evt_type": _types(u8, ev, table, rows, etype, nparams, first),
+        "evt_rawres": _rawres(u8, ev, table, rows, etype, nparams, first),
+        "evt_args": pd.arrays.ArrowExtensionArray(_args(u8, ev, table, rows)),
+    }
+    return pd.DataFrame(cols)
+
+
+def _types(u8, ev, table, rows, etype, nparams, first) -> pd.Categorical:
+    """Event names; generic `syscall` events take the name of the syscall they carry."""
+    vocab = list(dict.fromkeys(table.names.tolist()))
+    code_of = {n: i for i, n in enumerate(vocab)}
+    by_type = np.array([code_of[n] for n in table.names], dtype=np.int64)
+    codes = by_type[etype]
+    gen = np.flatnonzero(((etype == GENERIC_E) | (etype == GENERIC_X)) & (nparams > 0))
+    if len(gen):
+        sc = gather(u8, ev.ppos[first[gen]], np.uint16)
+        usc, inv = np.unique(sc, return_inverse=True)
+        for k, s in enumerate(usc.tolist()):
+            nm = table.syscall_name(s)
+            if nm not in code_of:
+                code_of[nm] = len(vocab)
+                vocab.append(nm)
+            codes[gen[inv == k]] = code_of[nm]
+    c = pd.Categorical.from_codes(codes, categories=vocab)
+    return c.remove_unused_categories()
+
+
+def _rawres(u8, ev, table, rows, etype, nparams, first) -> pd.arrays.IntegerArray:
+    """evt.rawres as the libsinsp of the capture's era computes it.
+
+    enter/exit era (sysdig 0.29): the parameter named `res`, or `fd` on exits of events that
+    create an fd. exit-only era (libs >= 0.22): the first parameter of syscall exit events
+    (not generic ones), read as 32 or 64 bits by its length.
+    """
+    n = len(rows)
+    k = np.full(n, -1, dtype=np.int64)
+    if table.era == "exit-only":
+        has = ((table.category[etype] & EC_SYSCALL) != 0) & (etype % 2 == 1)
+        has &= (etype != GENERIC_X) & (nparams > 0)
+        k[has] = 0
+    else:
+        res_k, fd_k = table.param_index("res"), table.param_index("fd")
+        k = res_k[etype]
+        use_fd = (k < 0) & table.creates_fd[etype] & (etype % 2 == 1)
+        k[use_fd] = fd_k[etype[use_fd]]
+        k[k >= nparams] = -1
+    ok = k >= 0
+    idx = np.flatnonzero(ok)
+    p = first[idx] + k[idx]
+    pos, ln = ev.ppos[p], ev.plen[p]
+    val = np.zeros(n, dtype=np.int64)
+    for size, dt in ((8, np.int64), (4, np.int32), (2, np.int16), (1, np.int8)):
+        s = ln == size
+        if s.any():
+            val[idx[s]] = gather(u8, pos[s], dt)
+    if table.era != "exit-only":  # 0.29 prints nothing for a result of another width
+        ok[idx[~np.isin(ln, (1, 2, 4, 8))]] = False
+    return pd.arrays.IntegerArray(val, ~ok)
+
+
+def _args(u8, ev: Events, table, rows) -> pa.ListArray:
+    counts = ev.nparams[rows]
+    starts = ev.pcount_off[rows]
+    list_off = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(counts, out=list_off[1:])
+    total = int(list_off[-1])
+    ev_of = np.repeat(np.arange(len(rows)), counts)  # per flat param: its row
+    j = np.arange(total, dtype=np.int64) - list_off[:-1][ev_of]  # position in its event
+    flat = starts[ev_of] + j
+    pos, ln = ev.ppos[flat], ev.plen[flat]
+
+    # One compacted copy of the payload: each event's values are contiguous in the file, so
+    # mark [first value, last value end) per event and keep the marked bytes.
+    nz = np.flatnonzero(counts > 0)
+    vstart = pos[list_off[nz]]
+    vend = pos[list_off[nz + 1] - 1] + ln[list_off[nz + 1] - 1]
+    size = vend - vstart
+    keep = size > 0
+    mark = np.zeros(len(u8) + 1, dtype=np.int8)
+    mark[vstart[keep]] = 1
+    mark[vend[keep]] -= 1
+    np.cumsum(mark, out=mark)
+    data = u8[mark[:-1].view(bool)]
+    del mark
+    before = np.zeros(len(nz), dtype=np.int64)
+    np.cumsum(size[:-1], out=before[1:])
+    shift = np.zeros(len(rows), dtype=np.int64)
+    shift[nz] = vstart - before
+    voff = np.empty(total + 1, dtype=np.int64)
+    voff[:total] = pos - shift[ev_of]
+    voff[total] = len(data)
+    big = len(data) >= 2**31 - 1
+    vtype = pa.large_binary() if big else pa.binary()
+    voff = voff if big else voff.astype(np.int32)
+    values = pa.Array.from_buffers(vtype, total, [None, pa.py_buffer(voff), pa.py_buffer(data)])
+
+    names = _param_names(table, int(counts.max()) if len(counts) else 0)
+    name_ids = names[1][ev.type[rows][ev_of], j] if total else np.zeros(0, dtype=np.int32)
+    name_arr = pa.DictionaryArray.from_arrays(pa.array(name_ids, type=pa.int32()),
+                                              pa.array(names[0], type=pa.string()))
+    struct = pa.StructArray.from_arrays([name_arr.cast(pa.string()), values], names=["name", "value"])
+    off_type = pa.int64() if total >= 2**31 - 1 else pa.int32()
+    return pa.ListArray.from_arrays(pa.array(list_off, type=off_type), struct, type=ARG_TYPE) \
+        if off_type == pa.int32() else pa.LargeListArray.from_arrays(pa.array(list_off), struct)
+
+
+def _param_names(table, width: int):
+    """(vocabulary, matrix [event code, position] -> vocabulary index). Positions past what the
+    table knows (a newer or patched driver appended parameters) are named arg<i>."""
+    width = max(width, int(table.nparams.max()))
+    vocab: dict[str, int] = {}
+    m = np.empty((table.size, width), dtype=np.int32)
+    for code in range(table.size):
+        ps = table.params(code)
+        for i in range(width):
+            nm = ps[i]["name"] if i < len(ps) else f"arg{i}"
+            m[code, i] = vocab.setdefault(nm, len(vocab))
+    return list(vocab), m
+
+
+def _arch(cap: Capture, meta: Meta) -> str | None:
+    """arm64 / x86_64 from paths the capture carries (ld.so, multiarch lib dirs), else None."""
+    head = cap.buf[: 64 << 20]
+    text = "\n".join(meta.exes).encode()
+    arm = head.count(b"aarch64") + text.count(b"aarch64") + head.count(b"ld-linux-aarch64")
+    x86 = head.count(b"x86_64") + head.count(b"x86-64") + text.count(b"x86_64")
+    if arm == x86:
+        return None
+    return "arm64" if arm > x86 else "x86_64"

@@ -1,0 +1,233 @@
+"""The scap container: opening (raw, gzip), the block walk, and the metadata blocks we use.
+
+Blocks are pcapng-like: `u32 type, u32 total_length, body, padding, u32 total_length`
+(falcosecurity/libs userspace/libscap/scap_savefile.h). Only the section header, machine info
+and process list blocks are parsed; every other non-event block is skipped by its length.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+import tempfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import KitError
+from ..paths import cache_dir
+
+SHB = 0x0A0D0D0A
+SHB_MAGIC = 0x1A2B3C4D
+MI = {0x201, 0x8002ABCD}
+EV_V1 = {0x204, 0x8010ABCD}  # no nparams in the event header
+EVF_V1 = {0x208}  # EVF: 32 bits of flags after the cpu id
+EV_V2 = {0x216, 0x221}  # 0x221: "large" blocks (payload over 64 KiB)
+EVF_V2 = {0x217, 0x222}
+EVENT_BLOCKS = EV_V1 | EVF_V1 | EV_V2 | EVF_V2
+PL_VERSION = {0x202: 1, 0x8000ABCD: 1, 0x207: 2, 0x8013ABCD: 2, 0x209: 3, 0x8014ABCD: 3,
+              0x210: 4, 0x211: 5, 0x212: 6, 0x213: 7, 0x214: 8, 0x215: 9}
+
+
+@dataclass
+class Meta:
+    """What the blocks before (and between) the events tell us."""
+
+    scap_version: str = ""
+    hostname: str = ""
+    num_cpus: int = 0
+    threads: dict = field(default_factory=dict)  # tid -> (pid, comm), from process list blocks
+    exes: list = field(default_factory=list)  # exe paths of the process list (arch hints)
+
+
+class Capture:
+    """A capture's bytes: mmap of a raw file, or the inflated stream of a gzip one."""
+
+    def __init__(self, path: Path, spill: bool = False):
+        self.path = path
+        self.warnings: list[str] = []
+        self._tmp = None
+        with open(path, "rb") as f:
+            gz = f.read(2) == b"\x1f\x8b"
+        if gz and spill:  # batches of a big gzip capture: inflate to a cache file, then map it
+            fd, tmp = tempfile.mkstemp(suffix=".scap", dir=cache_dir("tmp"))
+            self._tmp = tmp
+            with os.fdopen(fd, "wb") as out:
+                self._inflate(lambda chunk: out.write(chunk))
+            self._map(Path(tmp))
+        elif gz:
+            parts: list[bytes] = []
+            self._inflate(parts.append)
+            self.buf = b"".join(parts)
+            self._mm = None
+        else:
+            self._map(path)
+        self.u8 = np.frombuffer(self.buf, dtype=np.uint8) if len(self.buf) else np.zeros(0, np.uint8)
+
+    def _map(self, p: Path) -> None:
+        size = p.stat().st_size
+        with open(p, "rb") as f:
+            self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+        self.buf = self._mm if self._mm is not None else b""
+
+    def _inflate(self, sink) -> None:
+        d = zlib.decompressobj(wbits=31)
+        with open(self.path, "rb") as f:
+            while True:
+                chunk = f.read(1 << 20)
+                if not chunk:
+                    break
+                try:
+                    sink(d.decompress(chunk))
+                    while d.eof and d.unused_data:  # concatenated gzip members
+                        rest = d.unused_data
+                        d = zlib.decompressobj(wbits=31)
+                        sink(d.decompress(rest))
+                except zlib.error as exc:
+                    raise KitError(f"{self.path}: corrupt gzip stream ({exc})") from None
+        if not d.eof:
+            self.warnings.append("gzip stream truncated: the capture's tail is missing")
+
+    def close(self) -> None:
+        self.u8 = None
+        if getattr(self, "_mm", None) is not None:
+            try:
+                self._mm.close()
+            except BufferError:  # a numpy view still alive; the map goes with it
+                pass
+        if self._tmp:
+            os.unlink(self._tmp)
+
+
+def read_shb(cap: Capture, meta: Meta) -> int:
+    """Check the section header block; return the offset of the next block."""
+    buf, path = cap.buf, cap.path
+    if len(buf) < 28 or struct.unpack_from("<I", buf, 0)[0] != SHB:
+        raise KitError(f"{path}: not a scap capture (no section header block) at byte offset 0")
+    _, length, magic, major, minor = struct.unpack_from("<IIIHH", buf, 0)
+    if magic != SHB_MAGIC:
+        raise KitError(f"{path}: bad section header magic {magic:#x} at byte offset 8")
+    if length < 28 or length % 4 or length > len(buf):  # options (if any) are skipped by length
+        raise KitError(f"{path}: corrupt section header length {length} at byte offset 4")
+    meta.scap_version = f"{major}.{minor}"
+    return length
+
+
+def read_meta_block(buf, btype: int, off: int, length: int, meta: Meta) -> None:
+    if btype in MI and length >= 8 + 4 + 8 + 8 + 128 + 4:
+        meta.num_cpus = struct.unpack_from("<I", buf, off + 8)[0]
+        meta.hostname = bytes(buf[off + 28: off + 156]).split(b"\0", 1)[0].decode("utf-8", "replace")
+    elif btype in PL_VERSION:
+        _read_proclist(buf, off + 8, off + length - 4, PL_VERSION[btype], meta)
+
+
+def _read_proclist(buf, p: int, end: int, version: int, meta: Meta) -> None:
+    """tid, pid, comm and exe of every thread of a process list block (format versions 1-9)."""
+    u16 = struct.Struct("<H").unpack_from
+    try:
+        while end - p >= 4:
+            start = p
+            sub_len = 0
+            if version == 9:
+                sub_len = struct.unpack_from("<I", buf, p)[0]
+                p += 4
+            tid, pid = struct.unpack_from("<qq", buf, p)
+            p += 24 + (8 if version >= 6 else 0) + (8 if version >= 8 else 0)  # ptid, sid, vpgid
+            n = u16(buf, p)[0]
+            comm = bytes(buf[p + 2: p + 2 + n]).split(b"\0", 1)[0].decode("utf-8", "replace")
+            p += 2 + n
+            n = u16(buf, p)[0]
+            exe = bytes(buf[p + 2: p + 2 + n]).split(b"\0", 1)[0].decode("utf-8", "replace")
+            meta.threads[tid] = (pid, comm)
+            meta.exes.append(exe)
+            if sub_len:  # versioned entries say their own length
+                if sub_len < 8:
+                    return
+                p = start + sub_len
+                continue
+            p += 2 + n
+            if version >= 7:  # exepath
+                p += 2 + u16(buf, p)[0]
+            p += 2 + u16(buf, p)[0]  # args
+            p += 2 + u16(buf, p)[0]  # cwd
+            p += 8 + 4 + 4 + 4  # fdlimit, flags, uid, gid
+            if version >= 2:
+                p += 4 + 4 + 4 + 8 + 8  # vmsize, vmrss, vmswap, pfmajor, pfminor
+                if version >= 3:
+                    p += 2 + u16(buf, p)[0]  # env
+                if version >= 4:
+                    p += 8 + 8  # vtid, vpid
+                    p += 2 + u16(buf, p)[0]  # cgroups
+                    if version >= 5:
+                        p += 2 + u16(buf, p)[0]  # root
+    except struct.error:
+        return  # a short entry at the end: keep what we have (libscap would refuse the file)
+
+
+def walk(cap: Capture, start: int, meta: Meta, max_events: int | None = None):
+    """Yield (event block offsets, block types, next offset) in runs of up to `max_events`.
+
+    A tight sequential pass: every block's length says where the next one starts. Metadata
+    blocks met on the way are parsed into `meta`; unknown blocks are skipped. A partial last
+    block is reported in cap.warnings; a block whose trailing length disagrees with its
+    leading one is corruption (KitError with its offset).
+    """
+    buf, n = cap.buf, len(cap.buf)
+    unpack = struct.Struct("<II").unpack_from
+    off = start
+    limit = max_events or (1 << 62)
+    while True:
+        offs: list[int] = []
+        types: list[int] = []
+        add_off, add_type = offs.append, types.append
+        while off + 8 <= n and len(offs) < limit:
+            btype, length = unpack(buf, off)
+            if length < 12 or length % 4:
+                raise KitError(f"{cap.path}: corrupt block (type {btype:#x}, length {length}) "
+                               f"at byte offset {off}")
+            if off + length > n:
+                break
+            if btype in EVENT_BLOCKS:
+                add_off(off)
+                add_type(btype)
+            elif btype == SHB:  # a concatenated capture: its metadata follows
+                pass
+            else:
+                read_meta_block(buf, btype, off, length, meta)
+            off += length
+        o = np.array(offs, dtype=np.int64)
+        t = np.array(types, dtype=np.uint32)
+        if len(o):
+            _check_trailers(cap, o, t)
+        done = not (len(offs) >= limit and off + 8 <= n)
+        if done and off < n:
+            cap.warnings.append(f"truncated capture: {n - off} bytes left over after the last "
+                                f"complete block (from byte offset {off})")
+        yield o, t, off
+        if done:
+            return
+
+
+def _check_trailers(cap: Capture, offs: np.ndarray, types: np.ndarray) -> None:
+    lens = gather(cap.u8, offs + 4, np.uint32)
+    trail = gather(cap.u8, offs + lens.astype(np.int64) - 4, np.uint32)
+    bad = np.flatnonzero(trail != lens)
+    if len(bad):
+        i = bad[0]
+        raise KitError(f"{cap.path}: corrupt event block (trailing length {trail[i]} != "
+                       f"{lens[i]}) at byte offset {offs[i]}")
+
+
+def gather(u8: np.ndarray, pos: np.ndarray, dtype, chunk: int = 1 << 18) -> np.ndarray:
+    """Little-endian values of `dtype` at arbitrary (unaligned) byte positions."""
+    dt = np.dtype(dtype).newbyteorder("<")
+    size = dt.itemsize
+    out = np.empty(len(pos), dtype=dt)
+    step = np.arange(size, dtype=np.int64)
+    for i in range(0, len(pos), chunk):
+        p = pos[i: i + chunk]
+        out[i: i + chunk] = u8[p[:, None] + step].view(dt).ravel()
+    return out.astype(np.dtype(dtype), copy=False)
