@@ -131,11 +131,10 @@ def info_cmd(capture, fmt, date, tz, top, as_json):
 
 
 def _replay_frame(capture, arch, proc=(), pid=(), tid=()):
-    import sysdig_kit
-
+    from .read import read  # not sysdig_kit.read: importing the subpackage shadows it
     from .replay import build, filter_frame
 
-    frame = sysdig_kit.read(capture)
+    frame = read(capture)
     return frame, build(filter_frame(frame, proc, pid, tid), arch=arch)
 
 

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-import sysdig_kit
 from sysdig_kit.cli import main
 from sysdig_kit.errors import KitError
+from sysdig_kit.read import read
 from sysdig_kit.replay import Divergence, ReplayLog, build, read_log, write
 from sysdig_kit.replay import syscalls as sc
 from sysdig_kit.replay.hooklog import decode
@@ -23,7 +23,7 @@ NEW_TXT = ARM64 / "new-era-zsh-name.sysdig-0.41.4.txt"
 
 @pytest.fixture(scope="module")
 def log():
-    return build(sysdig_kit.read(NEW_TXT), arch="arm64")
+    return build(read(NEW_TXT), arch="arm64")
 
 
 def test_tables_come_from_the_kernel_headers():
@@ -115,7 +115,7 @@ def test_cli_replay_log_and_check_exit_codes(tmp_path):
     assert set(read_log(out)["thread_tid"]) == {365}
     r = CliRunner().invoke(main, ["check", str(NEW_TXT), "--arch", "arm64", "--json"])
     assert r.exit_code == 1, r.output                    # insufficient
-    res = json.loads(r.output)
+    res = json.loads(r.stdout)
     nores = next(x for x in res["reasons"] if x["code"] == "no_return_value")
     assert (nores["count"], nores["total"], nores["percent"]) == (354, 1118, 31.7)
     assert nores["per_syscall"]["rt_sigprocmask"] == 222
