@@ -205,6 +205,9 @@ def encode_args(params: list, layout, b64: bool) -> list:
     out = []
     for name, value in params:
         if types.get(name) == "PT_BYTEBUF" and value != NA:
+            if value == "NULL":  # 0.41 prints an empty buffer so (3 bytes b"5B\xcb" never are)
+                out.append((name, b""))
+                continue
             try:
                 out.append((name, base64.b64decode(value, validate=True)))
                 continue
