@@ -42,6 +42,8 @@ class EventTable:
         self.nparams = np.array([len(e["params"]) for e in self.events], dtype=np.int64)
         self.large = np.array(["EF_LARGE_PAYLOAD" in e["flags"] for e in self.events])
         self.creates_fd = np.array(["EF_CREATES_FD" in e["flags"] for e in self.events])
+        # events libsinsp handles without making up a thread entry for an unknown tid
+        self.skip_reset = np.array(["EF_SKIPPARSERESET" in e["flags"] for e in self.events])
         self.code = {}  # (name, dir) -> codes, newest last
         for e in self.events:
             self.code.setdefault((e["name"], e["dir"]), []).append(e["code"])

@@ -39,7 +39,8 @@ class ThreadTable:
             for j, st in zip(sel, states):
                 if st is not None:
                     pid[j] = st[0]
-                    name[j] = vocab.setdefault(st[1], len(vocab))
+                    if st[1] is not None:
+                        name[j] = vocab.setdefault(st[1], len(vocab))
                     known[j] = True
 
         # events after a change of their thread take that change's state
@@ -66,7 +67,8 @@ class ThreadTable:
                 r = sel[pos]
                 if st is not None:
                     pid[r] = st[0]
-                    name[r] = vocab.setdefault(st[1], len(vocab))
+                    if st[1] is not None:
+                        name[r] = vocab.setdefault(st[1], len(vocab))
                     known[r] = True
         # the rest: the state at the start of this run
         rest = np.flatnonzero(~hit)
@@ -76,9 +78,28 @@ class ThreadTable:
             put(rest, (st_u[k] for k in uinv))
         for c in changes:  # the table after this run
             self.threads[c[1]] = c[2]
+        # A thread libsinsp has no entry for gets one made up (pid = tid, no name) at its first
+        # event that resets the parser (not at `switch` and the like); from then on it is known.
+        unk = np.flatnonzero(~known)
+        if len(unk):
+            t = tid[unk]
+            creates = ~_no_create(table)[ev.type[rows[unk]]]
+            u, first = np.unique(t[creates], return_index=True)
+            if len(u):
+                at = np.minimum(np.searchsorted(u, t), len(u) - 1)
+                made = (u[at] == t) & (unk >= unk[creates][first][at])
+                pid[unk[made]] = t[made]
+                known[unk[made]] = True
+                for x in u.tolist():
+                    if self.threads.get(x) is None:
+                        self.threads[x] = (x, None)
+        # libsinsp gives events that skip the parser reset (drops, page faults...) no thread
+        blind = table.skip_reset[ev.type[rows]]
+        known &= ~blind
+        name[blind] = -1
         pid_arr = pa.array(pid, mask=~known, type=pa.int64())
         names = pa.array(list(vocab), type=pa.string())
-        idx = pa.array(name, mask=~known, type=pa.int32())
+        idx = pa.array(name, mask=name < 0, type=pa.int32())
         name_arr = pa.DictionaryArray.from_arrays(idx, names).cast(pa.string())
         return pid_arr, name_arr
 
@@ -129,6 +150,14 @@ class ThreadTable:
                 out.append((i, child, st))
                 local[child] = st
         return out
+
+
+def _no_create(table: EventTable) -> np.ndarray:
+    """Event codes at which libsinsp does not make up an entry for an unknown thread: those
+    that skip the parser reset, scheduler switches and clone/fork exits."""
+    names = table.names
+    exits = np.arange(table.size) % 2 == 1
+    return table.skip_reset | (names == "switch") | (np.isin(names, CLONES) & exits)
 
 
 def _cur(local, threads, tid, k):
