@@ -1,10 +1,13 @@
-"""sysdig-kit: record syscalls with sysdig on an arm64 board, read captures, build replay logs."""
+"""sysdig-kit: record syscalls with sysdig on an arm64 board, read captures, build replay logs.
+
+`sysdig_kit.read(path)` is the reader function (docs/frame.md); the reading code lives in the
+subpackage `sysdig_kit.read`, whose other names are imported with
+`from sysdig_kit.read import decode_args, iter_batches`.
+"""
 
 __version__ = "0.1.0"
 
+# Binding the function after the subpackage is imported keeps `sysdig_kit.read` callable.
+from .read import iter_batches, read  # noqa: E402
 
-def read(path, **kwargs):
-    """Read a capture (scap, sysdig text or JSON) into a pandas frame; see docs/frame.md."""
-    from .read import read as _read
-
-    return _read(path, **kwargs)
+__all__ = ["read", "iter_batches", "__version__"]
