@@ -188,6 +188,9 @@ def build(df: pd.DataFrame, arch: str | None = None) -> pd.DataFrame:
         res = _na(last.res) if rec.exit is not None else None
         flags = list(rec.flags)
         if rec.kind == "procexit":
+            if decode is None and encoding == "scap":  # ERRNO params: int64, little-endian
+                merged.update({k: int.from_bytes(raw[k][:8], "little", signed=True)
+                               for k in ("status", "ret") if len(raw.get(k) or b"") == 8})
             res = _exit_code(merged)
         elif rec.exit is not None and res is None:
             flags.insert(0, "no_return_value")
