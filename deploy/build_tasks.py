@@ -1,0 +1,66 @@
+"""Build tasks: build-juno, build, images. Thin wrappers over sysdig_kit.build.
+
+The board is `--board NAME`, else $SYSDIG_KIT_BOARD, else sysdig_kit.profiles.default_board()
+(juno when its profile names a host that answers, else the emulated qemu-arm64) — so
+`fab build-juno deploy` builds for and deploys to the same board.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from invoke import Exit, task
+
+from sysdig_kit import profiles
+from sysdig_kit.errors import KitError
+
+
+def _kit_errors(fn):
+    """A KitError becomes Fabric's one-line Exit, never a traceback."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except KitError as exc:
+            raise Exit(f"error: {exc}", code=2) from None
+    return wrapper
+
+
+def _build(board, force):
+    from sysdig_kit import build as _b
+
+    p = profiles.load(board or profiles.default_board())
+    print(_b.build(p, force=force))
+
+
+@task(help={"board": "board profile (default: juno if configured and reachable, else qemu-arm64)",
+            "force": "rebuild even when the bundle is current"})
+@_kit_errors
+def build_juno(c, board=None, force=False):
+    """Cross-build scap.ko + arm64 sysdig for the selected board (Juno by default) in Docker."""
+    _build(board, force)
+
+
+@task(help={"board": "board profile (default: juno if configured and reachable, else qemu-arm64)",
+            "force": "rebuild even when the bundle is current"})
+@_kit_errors
+def build(c, board=None, force=False):
+    """Cross-build the artifact bundle (driver, sysdig, manifest) for any board profile."""
+    _build(board, force)
+
+
+@task(help={"board": "board profile (default: the selected board)"})
+@_kit_errors
+def images(c, board=None):
+    """Build (or find cached) the Docker builder images of a board profile and list them."""
+    from sysdig_kit.build import images as _images
+
+    p = profiles.load(board or profiles.default_board())
+    pair = profiles.pair(p)
+    cl = _images.client()
+    text = _images.render("builder", debian_release=pair["debian_release"], arch=p.arch,
+                          gnu_triplet=p.cross_prefix.rstrip("-"), kernel_source=p.kernel["source"])
+    from sysdig_kit import paths
+
+    print(_images.ensure(cl, f"builder-{pair['debian_release']}", text,
+                         paths.cache_dir("logs", p.name)))

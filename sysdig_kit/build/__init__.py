@@ -1,0 +1,108 @@
+"""Build the arm64 artifact bundle of a board: scap.ko + a relocatable sysdig + manifest.json.
+
+`build(profile)` is what `fab build` / `fab build-juno` run. Everything happens in Docker
+builder images (sysdig_kit/build/images.py); outputs land in paths.bundle_dir(board, release).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from .. import paths, profiles
+from ..errors import KitError
+from . import bundle, driver, images, kernel, userspace
+
+
+def _kernel(profile) -> tuple[str | None, str, dict]:
+    """(release or None when the image resolves it, KDIR in the container, extra mounts)."""
+    k = profile.kernel
+    if k["source"] == "debian-headers":
+        if k.get("debian_release", profile.sysdig["debian_release"]) != \
+                profile.sysdig["debian_release"]:
+            raise KitError("kernel.debian_release must equal sysdig.debian_release (the driver "
+                           "source and the headers come from one suite)")
+        return k.get("release"), "", {}
+    if k["source"] == "git":
+        raise KitError("kernel.source: git is not implemented yet; prepare the tree once "
+                       "(make ARCH=arm64 O=OUT defconfig modules) and use source: tree")
+    tree = kernel.check_tree(k.get("tree"), profile.arch, k.get("release"))
+    mounts = {str(tree): {"bind": str(tree), "mode": "rw"}}
+    if k.get("src"):  # an O= tree's Makefile names its source tree by absolute path
+        src = Path(k["src"]).expanduser().resolve()
+        mounts[str(src)] = {"bind": str(src), "mode": "ro"}
+    return k["release"], str(tree), mounts
+
+
+def build(profile: profiles.Profile, force: bool = False) -> Path:
+    """Build (or find current) the bundle of PROFILE; returns the bundle folder."""
+    t0 = time.monotonic()
+    pair = profiles.pair(profile)
+    release, kdir, mounts = _kernel(profile)
+    c = images.client()
+    logs = paths.cache_dir("logs", profile.name)
+    dockerfile = images.render("builder", debian_release=pair["debian_release"],
+                               arch=profile.arch, gnu_triplet=profile.cross_prefix.rstrip("-"),
+                               kernel_source=profile.kernel["source"])
+    image = images.ensure(c, f"builder-{pair['debian_release']}", dockerfile, logs)
+    if release is None:
+        release = images.read_file(c, image, "/kit/kernel-release")
+    if not kdir:
+        kdir = f"/usr/src/linux-headers-{release}"
+    drv_version = images.read_file(c, image, "/kit/driver-version")
+    if drv_version != pair["driver"]:
+        raise KitError(f"the builder's driver is {drv_version}, but pair {profile.sysdig['pair']!r}"
+                       f" needs {pair['driver']}: sysdig.debian_release does not match the pair")
+    patches = driver.patch_files(drv_version, profile.sysdig.get("driver_patches") or [])
+    prov = userspace.provider(profile)
+    inputs = {"image": image, "release": release, "kdir": kdir, "kernel": profile.kernel,
+              "sysdig": profile.sysdig, "cross": profile.cross_prefix, "script": driver.SCRIPT,
+              "patches": [(s, f.name, driver.sha256(f)) for s, f in patches],
+              "userspace": prov.inputs(profile)}
+    inputs_sha = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+    final = paths.cache_dir("bundles", profile.name) / release
+    if not force and bundle.is_current(final, inputs_sha):
+        images.console.print(f"bundle {final} is up to date ({time.monotonic() - t0:.1f} s)")
+        return final
+    stage = Path(tempfile.mkdtemp(prefix=f".{release}.", dir=final.parent))
+    stage.chmod(0o755)
+    try:
+        t1 = time.monotonic()
+        driver.build(c, profile, image, release, kdir, mounts, stage, patches, logs)
+        t_driver = time.monotonic() - t1
+        t1 = time.monotonic()
+        us = prov.build(c, profile, image, stage, logs)
+        t_user = time.monotonic() - t1
+        found = bundle.verify(stage, release)
+        toolchain = (stage / ".toolchain").read_text().strip()
+        (stage / ".toolchain").unlink()
+        mod = found["module"]
+        manifest = {
+            "board": profile.name, "arch": profile.arch, "kernel_release": release,
+            "kernel": {**profile.kernel, "release": release, "build_dir": kdir},
+            "pair": profile.sysdig["pair"],
+            "driver": {"version": mod.get("version"), "api_version": mod.get("api_version"),
+                       "schema_version": mod.get("schema_version"), "vermagic": mod["vermagic"],
+                       "source": f"Debian {pair['debian_release']} falcosecurity-scap-dkms "
+                                 + images.read_file(c, image, "/kit/driver-package"),
+                       "patches": [{"set": s, "file": f.name, "sha256": driver.sha256(f)}
+                                   for s, f in patches]},
+            "sysdig": {"version": found["sysdig_version"], **us,
+                       "run": "sysdig/bin/sysdig", "layout": bundle.RUN_NOTE},
+            "toolchain": toolchain, "builder_image": image,
+            "inputs_sha256": inputs_sha,
+            "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "build_seconds": {"driver": round(t_driver, 1), "userspace": round(t_user, 1),
+                              "total": round(time.monotonic() - t0, 1)},
+        }
+        bundle.commit(stage, final, manifest)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    images.console.print(f"bundle {final}: scap.ko {mod.get('version')} ({mod['vermagic']}), "
+                         f"sysdig {found['sysdig_version']} ({time.monotonic() - t0:.0f} s)")
+    return final

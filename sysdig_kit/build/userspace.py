@@ -1,0 +1,145 @@
+"""sysdig userspace for arm64, from one of two providers behind one interface.
+
+Both write the same relocatable tree into STAGE/sysdig/:
+  bin/sysdig      a sh wrapper: runs bin/sysdig.bin with the bundled loader and lib/
+  bin/sysdig.bin  the arm64 executable
+  lib/            every shared library it needs, glibc and its loader included
+so `<install dir>/sysdig/bin/sysdig` runs on any arm64 glibc userland, whatever its release.
+
+- `debian`: Debian's prebuilt arm64 packages (sysdig + libfalcosecurity + deps) of the pair's
+  release, downloaded and unpacked in the builder image. Offline here; what CI runs.
+- `source`: cross-builds falcosecurity libs + sysdig from upstream git (URL + ref) in the image of
+  dockerfiles/userspace-source.Dockerfile.j2. Needs the internet (or a local mirror URL).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from . import images
+
+WRAPPER = """#!/bin/sh
+# sysdig {version} ({origin}), run with its own loader and libraries: relocatable.
+d=$(dirname "$(readlink -f "$0")")/..
+exec "$d/lib/ld-linux-aarch64.so.1" --library-path "$d/lib" --argv0 sysdig "$d/bin/sysdig.bin" "$@"
+"""
+
+# Collects an unpacked root (ROOT) into /out/sysdig; shared by both providers.
+COLLECT = r"""
+mkdir -p /out/sysdig/bin /out/sysdig/lib
+cp "$ROOT/usr/bin/sysdig" /out/sysdig/bin/sysdig.bin
+for d in "$ROOT/lib/$TRIPLET" "$ROOT/usr/lib/$TRIPLET" "$ROOT/usr/local/lib"; do
+  [ -d "$d" ] && find "$d" -maxdepth 1 -name '*.so*' -exec cp -a {} /out/sysdig/lib/ \;
+done
+# The loader: a real file (bookworm's .debs ship it as a symlink in /lib).
+rm -f /out/sysdig/lib/ld-linux-aarch64.so.1
+cp -L "$(ls "$ROOT"/lib/ld-linux-aarch64.so.1 "$ROOT"/usr/lib/$TRIPLET/ld-linux-aarch64.so.1 \
+  "$ROOT"/lib/$TRIPLET/ld-linux-aarch64.so.1 2>/dev/null | head -n1)" /out/sysdig/lib/
+"""
+
+DEBIAN = r"""
+set -euo pipefail
+mkdir -p /tmp/debs/partial /tmp/root
+apt-get install -y -q --no-install-recommends --download-only \
+  -o Dir::Cache::archives=/tmp/debs sysdig:$ARCH
+for d in /tmp/debs/*.deb; do
+  dpkg-deb -x "$d" /tmp/root
+  dpkg-deb --show --showformat='${Package} ${Version}\n' "$d" >> /out/.packages
+done
+ROOT=/tmp/root
+""" + COLLECT + r"""
+chown -R "$KIT_UID:$KIT_GID" /out
+"""
+
+
+class Debian:
+    name = "debian"
+
+    def inputs(self, profile) -> dict:
+        return {"provider": self.name, "debian_release": profile.sysdig["debian_release"],
+                "script": DEBIAN, "wrapper": WRAPPER}
+
+    def build(self, c, profile, builder_image: str, stage: Path, log_dir: Path) -> dict:
+        triplet = profile.cross_prefix.rstrip("-")
+        env = {"ARCH": profile.arch, "TRIPLET": triplet,
+               "KIT_UID": str(os.getuid()), "KIT_GID": str(os.getgid())}
+        images.run(c, builder_image, ["bash", "-c", DEBIAN],
+                   {str(stage): {"bind": "/out", "mode": "rw"}}, log_dir / "userspace.log",
+                   "unpacking Debian's arm64 sysdig", env)
+        pk = dict(ln.split(" ", 1) for ln in (stage / ".packages").read_text().splitlines())
+        (stage / ".packages").unlink()
+        origin = f"Debian {profile.sysdig['debian_release']} packages"
+        _wrapper(stage, pk.get("sysdig", "?"), origin)
+        return {"provider": self.name, "origin": origin, "packages": pk}
+
+
+class Source:
+    name = "source"
+
+    def _params(self, profile) -> dict:
+        src = profile.sysdig.get("source") or {}
+        return {"debian_release": profile.sysdig["debian_release"], "arch": profile.arch,
+                "triplet": profile.cross_prefix.rstrip("-"),
+                "libs_git": src["libs"]["git"], "libs_ref": src["libs"]["ref"],
+                "sysdig_git": src["sysdig"]["git"], "sysdig_ref": src["sysdig"]["ref"]}
+
+    def inputs(self, profile) -> dict:
+        return {"provider": self.name, **self._params(profile), "collect": COLLECT}
+
+    def build(self, c, profile, builder_image: str, stage: Path, log_dir: Path) -> dict:
+        p = self._params(profile)
+        image = images.ensure(c, "userspace-source",
+                              images.render("userspace-source", **p), log_dir)
+        env = {"ROOT": "/opt/root", "TRIPLET": p["triplet"],
+               "KIT_UID": str(os.getuid()), "KIT_GID": str(os.getgid())}
+        script = "set -euo pipefail\n" + COLLECT + 'chown -R "$KIT_UID:$KIT_GID" /out\n'
+        images.run(c, image, ["bash", "-c", script], {str(stage): {"bind": "/out", "mode": "rw"}},
+                   log_dir / "userspace.log", "collecting the source-built sysdig", env)
+        origin = f"source: sysdig {p['sysdig_ref']}, libs {p['libs_ref']}"
+        _wrapper(stage, p["sysdig_ref"], origin)
+        return {"provider": self.name, "origin": origin, "image": image,
+                "sysdig": {"git": p["sysdig_git"], "ref": p["sysdig_ref"]},
+                "libs": {"git": p["libs_git"], "ref": p["libs_ref"]}}
+
+
+PROVIDERS = {"debian": Debian(), "source": Source()}
+
+
+def provider(profile):
+    return PROVIDERS[profile.sysdig["userspace"]]
+
+
+def _flatten(lib: Path) -> None:
+    """Replace symlinks by the files they name (a copy keeps no links: scp/sftp/manifest-safe);
+    drop the versioned real files only symlinks led to (the loader asks for sonames) and the
+    unversioned `.so` development links."""
+    targets = set()
+    for link in sorted(p for p in lib.iterdir() if p.is_symlink()):
+        real = link.resolve()
+        link.unlink()
+        if link.name.endswith(".so") or not real.is_file():
+            continue
+        shutil.copy2(real, link)
+        if real.parent == lib:
+            targets.add(real.name)
+    names = {p.name for p in lib.iterdir()}
+    for t in targets - {n for n in names if _is_soname(n, names)}:
+        (lib / t).unlink(missing_ok=True)
+
+
+def _is_soname(name: str, names: set) -> bool:
+    """NAME is needed as is: the loader, or no shorter versioned name of the same library."""
+    if name.startswith("ld-linux"):
+        return True
+    stem = name.split(".so")[0] + ".so"
+    return not any(n != name and n.startswith(stem + ".") and name.startswith(n + ".")
+                   for n in names)
+
+
+def _wrapper(stage: Path, version: str, origin: str) -> None:
+    _flatten(stage / "sysdig" / "lib")
+    w = stage / "sysdig" / "bin" / "sysdig"
+    w.write_text(WRAPPER.format(version=version, origin=origin))
+    w.chmod(0o755)
