@@ -160,3 +160,24 @@ def test_property_no_record_lost_or_invented(evs, exit_only):
             assert ("unpaired_enter" in f) == (not has_exit)
     assert all(("no_return_value" in f) == (has_exit and no_res)
                for f, has_exit, no_res in zip(fl, sc["evt_num"].notna(), sc["res"].isna()))
+
+
+# --- check on synthetic frames ------------------------------------------------------------
+
+def test_check_verdicts_drops_manifest_gaps(tmp_path):
+    from sysdig_kit.replay.check import check
+
+    good = frame([(1, ">", "close", None, []), (1, "<", "close", 0, [])])
+    assert check(good, build(good))["verdict"] == "sufficient"
+    empty = frame([(1, ">", "switch", None, [])])
+    assert check(empty, build(empty))["reasons"][0]["code"] == "no_syscalls"
+    dropped = frame([(1, ">", "close", None, [], 1), (1, "<", "close", 0, [], 2),
+                     (1, ">", "drop", None, [], 3), (1, "<", "read", 4, [], 50)])
+    r = check(dropped, build(dropped))
+    codes = {x["code"]: x for x in r["reasons"]}
+    assert r["verdict"] == "insufficient" and codes["drops"]["count"] == 1
+    assert codes["evt_num_gaps"]["count"] == 1 and codes["unpaired_exit"]["count"] == 1
+    m = tmp_path / "cap.scap.manifest.json"
+    m.write_text('{"stats": {"driver_drops": 17, "events": 1000}}')
+    r = check(good, build(good), manifest=m)
+    assert r["manifest_drops"] == 17 and r["verdict"] == "insufficient"

@@ -61,6 +61,11 @@ def check(frame: pd.DataFrame, log: pd.DataFrame, manifest=None) -> dict:
     exits = sc[sc["evt_num"].notna()]
     reasons = []
 
+    if not len(sc):
+        reasons.append(_reason(
+            "no_syscalls", INSUFFICIENT, 0, "the capture holds no syscall of the traced process",
+            "check the capture's filter (e.g. proc.name) and that the process ran while "
+            "sysdig was capturing"))
     nores = exits[exits["res"].isna()]
     if len(nores):
         reasons.append(_reason(
