@@ -48,10 +48,15 @@ _TZ = click.option("--tz", default=None, metavar="ZONE",
 
 def _read_kw(capture, fmt, date, tz) -> dict:
     """Reader options: --date/--tz only make sense for the default text format."""
+    from pathlib import Path
+
     from .read import reader_for
 
+    if Path(capture).is_dir():
+        raise KitError(f"{capture}: is a directory, not a capture")
     kw = {k: v for k, v in (("date", date), ("tz", tz)) if v is not None}
-    if kw and reader_for(capture, fmt).__name__ != "TextReader":
+    reader = _reading(capture, lambda: reader_for(capture, fmt))  # exists? which format?
+    if kw and reader.__name__ != "TextReader":
         raise KitError("--date/--tz apply to sysdig's text output only; "
                        f"{capture} carries its own timestamps")
     return kw
@@ -68,8 +73,8 @@ def _reading(capture, fn):
 
 
 @main.command("convert")
-@click.argument("capture", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+@click.argument("capture", type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(),
               help="The Parquet file to write (replaced atomically; never left half-written).")
 @_FMT
 @_DATE
@@ -101,7 +106,7 @@ def convert_cmd(capture, output, fmt, date, tz):
 
 
 @main.command("info")
-@click.argument("capture", type=click.Path(dir_okay=False))
+@click.argument("capture", type=click.Path())
 @_FMT
 @_DATE
 @_TZ
