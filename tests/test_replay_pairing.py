@@ -181,3 +181,18 @@ def test_check_verdicts_drops_manifest_gaps(tmp_path):
     m.write_text('{"stats": {"driver_drops": 17, "events": 1000}}')
     r = check(good, build(good), manifest=m)
     assert r["manifest_drops"] == 17 and r["verdict"] == "insufficient"
+
+
+def test_replay_complete_driver_generic_exits_carry_res_and_write_back():
+    """The patched driver appends res, out, out2 to generic exits (docs/replay-complete.md)."""
+    gen = [("ID", b"\x00\x00"), ("nativeID", struct.pack("<H", 135)), ("res", i64(0)),
+           ("out", b"\xff" * 8), ("out2", b"")]
+    rnd = [("ID", b"\x00\x00"), ("nativeID", struct.pack("<H", 278)), ("res", i64(32)),
+           ("out", b"r" * 16), ("out2", b"")]
+    log = build(frame([(1, "<", "rt_sigprocmask", 0, gen), (1, "<", "getrandom", 32, rnd)]))
+    assert list(log["nr"]) == [135, 278] and list(log["res"]) == [0, 32]
+    assert flags(log) == [[], ["truncated_buffer"]]
+    out = {b["name"]: b for b in log["buffers"].iloc[0]}
+    assert out["out"]["output"] and out["out"]["captured_len"] == 8
+    assert out["out"]["reported_len"] is None
+    assert next(b for b in log["buffers"].iloc[1] if b["name"] == "out")["reported_len"] == 32

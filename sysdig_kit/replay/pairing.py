@@ -33,15 +33,25 @@ NEVER_RETURNS = frozenset({"exit", "exit_group", "sigreturn", "rt_sigreturn"})
 CLONES = frozenset({"clone", "clone3", "fork", "vfork"})
 GENERIC_PARAMS = ("ID", "nativeID")
 # BYTEBUF parameter names, used only when no decoder is available (see _decode).
-RAW_BUFFERS = frozenset({"data", "args", "env", "cgroups", "msgcontrol", "val"})
+RAW_BUFFERS = frozenset({"data", "args", "env", "cgroups", "msgcontrol", "val", "out", "out2",
+                         "stat"})
 
 
 @cache
-def output_buffers() -> dict[str, tuple[str, str]]:
-    """syscall -> (buffer parameter, parameter reporting its full length)."""
+def output_buffers() -> dict[tuple[str, str], str | None]:
+    """(syscall or "*", buffer parameter) -> parameter reporting its full length, or None."""
     text = resources.files("sysdig_kit").joinpath("data", "syscalls", "output_buffers.csv")
     lines = [ln for ln in text.read_text().splitlines() if ln and not ln.startswith("#")]
-    return {r[0]: (r[1], r[2]) for r in list(csv.reader(lines))[1:]}
+    return {(r[0], r[1]): r[2] or None for r in list(csv.reader(lines))[1:]}
+
+
+def _output(name: str, param: str) -> tuple[bool, str | None]:
+    """Is `param` of syscall `name` written by the kernel, and what reports its length."""
+    outs = output_buffers()
+    for key in ((name, param), ("*", param)):
+        if key in outs:
+            return True, outs[key]
+    return False, None
 
 
 @dataclass
@@ -142,7 +152,9 @@ def _text(v) -> str | None:
 
 
 def _is_generic(args) -> bool:
-    return bool(args) and args[0][0] == "ID" and all(n in GENERIC_PARAMS for n, _ in args)
+    """A generic `syscall` event: ID (sysdig's id), nativeID, and with the replay-complete
+    driver res/out/out2 appended (docs/replay-complete.md)."""
+    return bool(args) and args[0][0] == "ID"
 
 
 def build(df: pd.DataFrame, arch: str | None = None) -> pd.DataFrame:
@@ -152,7 +164,6 @@ def build(df: pd.DataFrame, arch: str | None = None) -> pd.DataFrame:
     arch = _arch(df, arch)
     encoding = df.attrs.get("args_encoding")
     decode = _decoder(encoding)
-    outs = output_buffers()
     rows = []
     seq: dict[int, int] = {}
     for rec in pair(df):
@@ -169,9 +180,10 @@ def build(df: pd.DataFrame, arch: str | None = None) -> pd.DataFrame:
                 native = dict(ev.args).get("nativeID")
                 if native is not None and len(native) >= 2 and encoding == "scap":
                     nr = int.from_bytes(native[:2], "little")
-                continue
             values = _decode(decode, ev, encoding)
             for (n, rv), v in zip(ev.args, values):
+                if n in GENERIC_PARAMS:
+                    continue
                 merged[n] = v
                 raw[n] = rv
         if nr is None and decode is not None and rec.kind == "syscall":
@@ -198,11 +210,10 @@ def build(df: pd.DataFrame, arch: str | None = None) -> pd.DataFrame:
         for n, v in merged.items():
             if not isinstance(v, bytes | bytearray):
                 continue
-            out_param, length_param = outs.get(name, (None, None))
-            is_out = n == out_param
+            is_out, length_param = _output(name, n)
             reported = None
             if is_out:
-                reported = res if length_param == "res" else merged.get(length_param)
+                reported = res if length_param == "res" else _as_int(merged.get(length_param))
                 reported = reported if isinstance(reported, int) and reported >= 0 else None
             buffers.append({"name": n, "data": bytes(v), "captured_len": len(v),
                             "reported_len": reported, "output": is_out})
