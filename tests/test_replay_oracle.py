@@ -97,7 +97,7 @@ def test_arm64_zsh_check_says_what_is_missing(name, percent, expected):
     result = check(frame, log)
     r = next(x for x in result["reasons"] if x["code"] == "no_return_value")
     assert r["percent"] == percent and expected <= set(r["per_syscall"])
-    assert "patched driver" in r["remedy"]
+    assert "replay-complete" in r["remedy"]
     assert result["arch"] == "arm64" and result["verdict"] == "insufficient"
     # `zsh -c '... exit 3'` three times: the exit status shows in procexit
     assert list(result["exit_status"].values()) == [3, 3, 3]

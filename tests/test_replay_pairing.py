@@ -37,7 +37,8 @@ def flags(log):
 def test_enter_exit_pairs_per_thread_across_interleaving():
     log = build(frame([
         (1, ">", "read", None, []), (2, ">", "close", None, []),
-        (2, "<", "close", 0, [("res", i64(0))]), (1, "<", "read", 5, [("res", i64(5))]),
+        (2, "<", "close", 0, [("res", i64(0))]),
+        (1, "<", "read", 5, [("res", i64(5)), ("data", b"hello")]),
     ]))
     assert list(log["syscall"]) == ["read", "close"]
     assert list(log["res"]) == [5, 0]
@@ -53,7 +54,7 @@ def test_x86_64_numbers_and_errno():
 
 def test_capture_edges_clone_child_and_thread_death():
     log = build(frame([
-        (1, "<", "read", 3, []),                   # exit before any enter: capture start
+        (1, "<", "read", 3, [("data", b"abc")]),   # exit before any enter: capture start
         (2, "<", "clone", 0, []),                  # child's first event is its clone exit
         (1, ">", "futex", None, []),
         (1, ">", "procexit", None, [("status", i64(768))]),   # died inside futex; exit 3
@@ -87,7 +88,8 @@ def test_exit_only_era_needs_no_enter_and_flags_no_return_value():
     assert log.attrs["era"] == "exit_only"
     assert list(log["syscall"]) == ["read", "rt_sigprocmask", "rseq"]
     assert list(log["nr"]) == [63, 135, 293]
-    assert flags(log) == [["truncated_buffer"], ["no_return_value"], ["no_return_value"]]
+    assert flags(log) == [["truncated_buffer"], ["no_return_value", "no_write_back"],
+                          ["no_return_value"]]
     buf = next(b for b in log["buffers"].iloc[0] if b["output"])
     assert (buf["captured_len"], buf["reported_len"]) == (80, 832)
 
@@ -196,3 +198,14 @@ def test_replay_complete_driver_generic_exits_carry_res_and_write_back():
     assert out["out"]["output"] and out["out"]["captured_len"] == 8
     assert out["out"]["reported_len"] is None
     assert next(b for b in log["buffers"].iloc[1] if b["name"] == "out")["reported_len"] == 32
+
+
+def test_no_write_back_when_the_event_lacks_what_the_kernel_wrote():
+    log = build(frame([
+        (1, "<", "fstat", 0, [("res", i64(0)), ("fd", i64(3))]),                  # stock
+        (1, "<", "fstat", 0, [("res", i64(0)), ("fd", i64(3)), ("stat", b"s" * 128)]),
+        (1, "<", "fstat", -9, [("res", i64(-9)), ("fd", i64(99))]),               # failed
+        (1, "<", "close", 0, [("res", i64(0))]),
+    ]))
+    assert flags(log) == [["no_write_back"], [], [], []]
+    assert log["errno"].iloc[2] == "EBADF"

@@ -18,7 +18,7 @@ from ..errors import KitError
 from . import log as logfile
 
 # Flags that mean the record cannot give the replayer the full result.
-INCOMPLETE = frozenset({"no_return_value", "truncated_buffer", "unpaired_enter"})
+INCOMPLETE = frozenset({"no_return_value", "truncated_buffer", "unpaired_enter", "no_write_back"})
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,9 @@ from pathlib import Path
 import pandas as pd
 
 INSUFFICIENT, WARNING = "insufficient", "warning"
+# What the replay-complete driver patch set adds (docs/replay-complete.md).
+REPLAY_COMPLETE = frozenset({"rt_sigprocmask", "rt_sigaction", "wait4", "getrusage", "uname",
+                             "getrandom", "fstat", "newfstatat"})
 
 
 def _per(s: pd.Series) -> dict[str, int]:
@@ -73,10 +76,11 @@ def check(frame: pd.DataFrame, log: pd.DataFrame, manifest=None) -> dict:
             f"{len(nores)} of {len(exits)} syscall exits "
             f"({100.0 * len(nores) / len(exits):.1f} %) carry no return value: the driver "
             "records these syscalls as generic `syscall` events, which have none",
-            "no sysdig option restores them: use a driver with dedicated events for these "
-            "syscalls (the sysdig-kit patched driver), or record them with your own hook "
-            "(sysdig-kit decode-hooklog); if the replay does not need them, exclude them "
-            "with a filter (evt.type!=...)",
+            "no sysdig option restores them: build the driver with sysdig-kit's "
+            "replay-complete patch set (generic exits get `res`; board profile: "
+            "sysdig.driver_patches: [replay-complete], docs/replay-complete.md), or record "
+            "them with your own hook (sysdig-kit decode-hooklog); if the replay does not "
+            "need them, exclude them with a filter (evt.type!=...)",
             total=len(exits), per_syscall=_per(nores["syscall"])))
 
     trunc = sc[_has(sc, "truncated_buffer")]
@@ -93,6 +97,23 @@ def check(frame: pd.DataFrame, log: pd.DataFrame, manifest=None) -> dict:
             f"capture with -s {snaplen} (the largest buffer the kernel reported)",
             total=int((sc["buffers"].map(lambda b: any(x["output"] for x in b))).sum()),
             per_syscall=_per(trunc["syscall"]), snaplen_needed=snaplen))
+
+    nowb = sc[_has(sc, "no_write_back")]
+    if len(nowb):
+        per = _per(nowb["syscall"])
+        patched = set(per) & REPLAY_COMPLETE
+        reasons.append(_reason(
+            "no_write_back", INSUFFICIENT, len(nowb),
+            f"{len(nowb)} syscalls may have written to the process's memory (struct stat, "
+            "signal masks, ...) and the capture does not hold what they wrote",
+            "; ".join(filter(None, [
+                ("the replay-complete driver patch set (scap 0.23.2) records it for "
+                 + ", ".join(sorted(patched)) + " (board profile: sysdig.driver_patches: "
+                 "[replay-complete], docs/replay-complete.md)") if patched else "",
+                ("no sysdig driver records it for " + ", ".join(sorted(set(per) - patched))
+                 + ": let the replay execute them, or hook them") if set(per) - patched else "",
+            ])),
+            total=len(exits), per_syscall=per))
 
     unp_enter = sc[_has(sc, "unpaired_enter")]
     died = unp_enter[_has(unp_enter, "thread_died")]

@@ -45,6 +45,14 @@ def output_buffers() -> dict[tuple[str, str], str | None]:
     return {(r[0], r[1]): r[2] or None for r in list(csv.reader(lines))[1:]}
 
 
+@cache
+def write_back() -> dict[str, tuple[str, ...]]:
+    """syscall -> the parameters that carry what it wrote to user memory (may be empty)."""
+    text = resources.files("sysdig_kit").joinpath("data", "syscalls", "write_back.csv")
+    lines = [ln for ln in text.read_text().splitlines() if ln and not ln.startswith("#")]
+    return {r[0]: tuple(p for p in r[1].split("|") if p) for r in list(csv.reader(lines))[1:]}
+
+
 def _output(name: str, param: str) -> tuple[bool, str | None]:
     """Is `param` of syscall `name` written by the kernel, and what reports its length."""
     outs = output_buffers()
@@ -219,6 +227,10 @@ def build(df: pd.DataFrame, arch: str | None = None) -> pd.DataFrame:
                             "reported_len": reported, "output": is_out})
             if reported is not None and len(v) < reported and "truncated_buffer" not in flags:
                 flags.append("truncated_buffer")
+        carriers = write_back().get(name)
+        if (carriers is not None and rec.exit is not None and (res is None or res >= 0)
+                and not any(c in merged for c in carriers)):
+            flags.append("no_write_back")
         args = [{"name": n, "value": _text(v)} for n, v in merged.items()
                 if not isinstance(v, bytes | bytearray)]
         s = seq.get(rec.tid, 0)
