@@ -17,6 +17,7 @@ from functools import cache
 from importlib import resources
 
 import pandas as pd
+import pyarrow as pa
 
 from ..errors import KitError
 from . import syscalls
@@ -95,10 +96,17 @@ def _decoder(encoding):
 def _events(df: pd.DataFrame):
     cols = [df[c].tolist() for c in ("evt_num", "evt_rawtime", "thread_tid", "proc_pid",
                                      "proc_name", "evt_dir", "evt_type", "evt_rawres")]
-    args = df["evt_args"].tolist()
+    # Flatten the list<struct> column once (much faster than a Python dict per parameter).
+    arr = pa.chunked_array(df["evt_args"].array._pa_array).combine_chunks() if len(df) else None
+    if arr is None or len(arr) == 0:
+        return
+    offs = arr.offsets.to_pylist()
+    offs = [o - offs[0] for o in offs]  # a sliced array's offsets need not start at 0
+    flat = arr.flatten()
+    names, values = flat.field("name").to_pylist(), flat.field("value").to_pylist()
     for i, row in enumerate(zip(*cols)):
-        a = args[i]
-        yield _Ev(*row, args=[(x["name"], x["value"]) for x in a] if a is not None else [])
+        a, b = offs[i], offs[i + 1]
+        yield _Ev(*row, args=list(zip(names[a:b], values[a:b])))
 
 
 def pair(df: pd.DataFrame) -> list[_Rec]:
