@@ -5,6 +5,7 @@ sysdig 0.41.4 (chroot of tests/setup/20-sysdig-sid.sh) the exit-only era. Runs i
 
 from __future__ import annotations
 
+import base64
 import shutil
 import subprocess
 import uuid
@@ -31,21 +32,25 @@ CAPTURES += [("old", SHARED / "arm64" / "old-era-zsh-s4096.scap"),
              ("new", SHARED / "arm64" / "new-era-zsh-name.scap")]
 
 
-def sysdig_exits(which: str, path: Path) -> list[tuple[int, int, str, int | None]]:
-    """(evt_num, tid, type, rawres) of every exit event, as sysdig prints them."""
+def sysdig(which: str, path: Path, *args: str) -> str:
+    """stdout of `sysdig -r path ARGS` with 0.29.3 (`old`) or 0.41.4 (`new`, in its chroot)."""
     if which == "old":
-        cmd, tmp = ["/usr/bin/sysdig", "-r", str(path), "-p", FMT, "evt.dir=<"], None
+        cmd, tmp = ["/usr/bin/sysdig", "-r", str(path), *args], None
     else:
         tmp = sid_root() / "tmp" / f"replay-{uuid.uuid4().hex}.scap"
         shutil.copyfile(path, tmp)
-        cmd = ["chroot", str(sid_root()), "sysdig", "-r", f"/tmp/{tmp.name}", "-p", FMT,
-               "evt.dir=<"]
+        cmd = ["chroot", str(sid_root()), "sysdig", "-r", f"/tmp/{tmp.name}", *args]
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=300,
-                             errors="replace").stdout
+        return subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=300,
+                              errors="replace").stdout
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
+
+
+def sysdig_exits(which: str, path: Path) -> list[tuple[int, int, str, int | None]]:
+    """(evt_num, tid, type, rawres) of every exit event, as sysdig prints them."""
+    out = sysdig(which, path, "-p", FMT, "evt.dir=<")
     rows = []
     for line in out.splitlines():
         f = line.split(" ")
@@ -116,3 +121,29 @@ def test_arm64_zsh_check_says_what_is_missing(name, percent, expected):
         o = [r for r in recs[:w.seq] if r.syscall == "openat" and
              any("/tmp/x" in (v or "") or "2f746d702f78" in (v or "") for v in r.args.values())]
         assert o and o[-1].res >= 0
+
+
+READS = ("read", "pread", "readv", "preadv", "recv", "recvfrom", "recvmsg")
+
+
+@pytest.mark.parametrize(("which", "path"), CAPTURES, ids=[p.name for _, p in CAPTURES])
+def test_truncated_buffers_agree_with_sysdig_base64(which, path):
+    """sysdig -b prints each read's captured data in base64: captured < res means cut."""
+    out = sysdig(which, path, "-b", "-p", "*%evt.num %evt.type %evt.rawres %evt.arg.data",
+                 f"evt.dir=< and evt.type in ({','.join(READS)})")
+    cut = {}
+    for line in out.splitlines():
+        f = line.split(" ", 3)
+        if len(f) < 3 or not f[0].isdigit() or f[2] == "<NA>":
+            continue
+        data = f[3] if len(f) > 3 and f[3] != "NULL" else ""
+        if int(f[2]) > len(base64.b64decode(data)):
+            cut[int(f[0])] = int(f[2])
+    frame = read(path)
+    log = build(frame)
+    cut_flag = log["flags"].map(lambda x: "truncated_buffer" in x).astype(bool)
+    got = log[log["syscall"].isin(READS) & cut_flag]
+    assert sorted(int(n) for n in got["evt_num"]) == sorted(cut)
+    r = {x["code"]: x for x in check(frame, log)["reasons"]}.get("truncated_buffer")
+    if cut:
+        assert r["snaplen_needed"] >= max(cut.values())
