@@ -17,6 +17,7 @@ import docker
 import docker.errors
 import jinja2
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import KitError
 
@@ -78,7 +79,7 @@ def ensure(c: docker.DockerClient, name: str, dockerfile: str, log_dir: Path) ->
             if line.strip():
                 f.write(line if line.endswith("\n") else line + "\n")
                 tail.append(line.rstrip())
-                status.update(f"building image {tag}: {line.strip()[:90]}")
+                status.update(escape(f"building image {tag}: {line.strip()[:90]}"))
             if "error" in chunk:
                 raise KitError(f"building image {tag} failed:\n" + "\n".join(tail)
                                + f"\nfull log: {log}")
@@ -114,7 +115,7 @@ def run(c: docker.DockerClient, image: str, command: list[str], volumes: dict, l
                     line = raw.decode(errors="replace")
                     f.write(line + "\n")
                     tail.append(line)
-                    status.update(f"{what}: {line.strip()[:90]}")
+                    status.update(escape(f"{what}: {line.strip()[:90]}"))
             if buf:
                 f.write(buf.decode(errors="replace"))
                 tail.append(buf.decode(errors="replace"))

@@ -75,6 +75,40 @@ class Debian:
         return {"provider": self.name, "origin": origin, "packages": pk}
 
 
+SOURCE = r"""
+set -euo pipefail
+git config --global safe.directory '*'
+clone() {  # URL REF DIR: a tag/branch shallowly, else any commit
+  git clone -q --depth 1 --branch "$2" "$1" "$3" 2>/dev/null \
+    || { rm -rf "$3"; git clone -q "$1" "$3" && git -C "$3" checkout -q "$2"; }
+  git -C "$3" rev-parse HEAD > "/out/.commit-$(basename "$3")"
+}
+clone "$LIBS_GIT" "$LIBS_REF" /src/libs
+clone "$SYSDIG_GIT" "$SYSDIG_REF" /src/sysdig
+mkdir -p /build && cd /build
+cmake -DCMAKE_TOOLCHAIN_FILE=/toolchain.cmake -DCMAKE_BUILD_TYPE=Release \
+  -DUSE_BUNDLED_DEPS=OFF -DFALCOSECURITY_LIBS_SOURCE_DIR=/src/libs -DSYSDIG_VERSION="$SYSDIG_REF" \
+  -DBUILD_DRIVER=OFF -DBUILD_BPF=OFF -DBUILD_SYSDIG_MODERN_BPF=OFF -DBUILD_LIBSCAP_MODERN_BPF=OFF \
+  -DBUILD_LIBSCAP_GVISOR=OFF -DCREATE_TEST_TARGETS=OFF -DMINIMAL_BUILD=ON /src/sysdig
+make -j"$(nproc)" sysdig
+mkdir -p "$ROOT/usr/bin" "$ROOT/usr/lib/$TRIPLET"
+cp "$(find /build -type f -name sysdig -perm -u+x | head -n1)" "$ROOT/usr/bin/sysdig"
+# The shared libraries it needs: DT_NEEDED, transitively, from the suite's arm64 libraries.
+todo="$ROOT/usr/bin/sysdig"
+while [ -n "$todo" ]; do
+  f=${todo%% *}; todo=${todo#"$f"}; todo=${todo# }
+  for n in $($TRIPLET-readelf -d "$f" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p'); do
+    [ -e "$ROOT/usr/lib/$TRIPLET/$n" ] && continue
+    src=$(ls /usr/lib/$TRIPLET/$n /lib/$TRIPLET/$n /usr/$TRIPLET/lib/$n 2>/dev/null | head -n1)
+    [ -n "$src" ] || { echo "KIT-ERROR: $n (needed by $f) not found"; exit 3; }
+    cp -L "$src" "$ROOT/usr/lib/$TRIPLET/$n"; todo="$todo $ROOT/usr/lib/$TRIPLET/$n"; todo=${todo# }
+  done
+done
+""" + COLLECT + r"""
+chown -R "$KIT_UID:$KIT_GID" /out
+"""
+
+
 class Source:
     name = "source"
 
@@ -82,26 +116,36 @@ class Source:
         src = profile.sysdig.get("source") or {}
         return {"debian_release": profile.sysdig["debian_release"], "arch": profile.arch,
                 "triplet": profile.cross_prefix.rstrip("-"),
-                "libs_git": src["libs"]["git"], "libs_ref": src["libs"]["ref"],
-                "sysdig_git": src["sysdig"]["git"], "sysdig_ref": src["sysdig"]["ref"]}
+                "libs_git": src["libs"]["git"], "libs_ref": str(src["libs"]["ref"]),
+                "sysdig_git": src["sysdig"]["git"], "sysdig_ref": str(src["sysdig"]["ref"])}
 
     def inputs(self, profile) -> dict:
-        return {"provider": self.name, **self._params(profile), "collect": COLLECT}
+        return {"provider": self.name, **self._params(profile), "script": SOURCE,
+                "wrapper": WRAPPER}
 
     def build(self, c, profile, builder_image: str, stage: Path, log_dir: Path) -> dict:
         p = self._params(profile)
         image = images.ensure(c, "userspace-source",
                               images.render("userspace-source", **p), log_dir)
         env = {"ROOT": "/opt/root", "TRIPLET": p["triplet"],
+               "LIBS_GIT": p["libs_git"], "LIBS_REF": p["libs_ref"],
+               "SYSDIG_GIT": p["sysdig_git"], "SYSDIG_REF": p["sysdig_ref"],
                "KIT_UID": str(os.getuid()), "KIT_GID": str(os.getgid())}
-        script = "set -euo pipefail\n" + COLLECT + 'chown -R "$KIT_UID:$KIT_GID" /out\n'
-        images.run(c, image, ["bash", "-c", script], {str(stage): {"bind": "/out", "mode": "rw"}},
-                   log_dir / "userspace.log", "collecting the source-built sysdig", env)
+        volumes = {str(stage): {"bind": "/out", "mode": "rw"}}
+        for url in (p["libs_git"], p["sysdig_git"]):  # a local clone/mirror: mounted read-only
+            local = url.removeprefix("file://")
+            if local.startswith("/"):
+                volumes[local] = {"bind": local, "mode": "ro"}
+        images.run(c, image, ["bash", "-c", SOURCE], volumes, log_dir / "userspace.log",
+                   f"cross-building sysdig {p['sysdig_ref']} + libs {p['libs_ref']}", env)
+        commits = {n: (stage / f".commit-{n}").read_text().strip() for n in ("libs", "sysdig")}
+        for n in commits:
+            (stage / f".commit-{n}").unlink()
         origin = f"source: sysdig {p['sysdig_ref']}, libs {p['libs_ref']}"
         _wrapper(stage, p["sysdig_ref"], origin)
         return {"provider": self.name, "origin": origin, "image": image,
-                "sysdig": {"git": p["sysdig_git"], "ref": p["sysdig_ref"]},
-                "libs": {"git": p["libs_git"], "ref": p["libs_ref"]}}
+                "sources": {n: {"git": p[f"{n}_git"], "ref": p[f"{n}_ref"], "commit": commits[n]}
+                            for n in ("libs", "sysdig")}}
 
 
 PROVIDERS = {"debian": Debian(), "source": Source()}
