@@ -209,3 +209,9 @@ def test_no_write_back_when_the_event_lacks_what_the_kernel_wrote():
     ]))
     assert flags(log) == [["no_write_back"], [], [], []]
     assert log["errno"].iloc[2] == "EBADF"
+
+
+def test_execve_from_a_non_leader_thread_returns_in_the_leader():
+    log = build(frame([(101, ">", "execve", None, []), (100, "<", "execve", 0, [])]))
+    assert len(log) == 1 and flags(log) == [["exec_from_thread"]]
+    assert log["thread_tid"].iloc[0] == 101 and log["evt_num"].iloc[0] == 2

@@ -191,6 +191,12 @@ def check(frame: pd.DataFrame, log: pd.DataFrame, manifest=None) -> dict:
             + (f", {mdrops} drops in the manifest" if mdrops is not None else "") + ")",
             "capture with a larger driver buffer, a tighter filter, or a lower snaplen"))
 
+    if log.attrs.get("arch") is None and len(sc):
+        reasons.append(_reason(
+            "no_arch", WARNING, int(sc["nr"].isna().sum()),
+            "the capture does not say its architecture: syscall numbers are missing",
+            "give --arch arm64 (or x86_64)"))
+
     for w in frame.attrs.get("warnings") or []:
         reasons.append(_reason("reader_warning", WARNING, 1, str(w), "see the reader's message"))
 

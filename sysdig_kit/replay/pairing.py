@@ -32,6 +32,7 @@ NON_SYSCALL = frozenset({
 # Syscalls whose enter has no exit by design.
 NEVER_RETURNS = frozenset({"exit", "exit_group", "sigreturn", "rt_sigreturn"})
 CLONES = frozenset({"clone", "clone3", "fork", "vfork"})
+EXECS = frozenset({"execve", "execveat"})
 GENERIC_PARAMS = ("ID", "nativeID")
 # BYTEBUF parameter names, used only when no decoder is available (see _decode).
 RAW_BUFFERS = frozenset({"data", "args", "env", "cgroups", "msgcontrol", "val", "out", "out2",
@@ -143,6 +144,16 @@ def pair(df: pd.DataFrame) -> list[_Rec]:
             del pending[ev.tid]
             rec.exit = ev
             continue
+        if rec is None and ev.type in EXECS:
+            # A non-leader thread's successful execve returns in the leader's tid (the
+            # kernel's de_thread): pair it with that thread's pending execve enter.
+            other = next((t for t, r in pending.items() if r.enter.type == ev.type
+                          and r.enter.pid == ev.pid and ev.pid is not None), None)
+            if other is not None:
+                rec = pending.pop(other)
+                rec.exit = ev
+                rec.flags.append("exec_from_thread")
+                continue
         if rec is not None:
             close_pending(ev.tid, "type_mismatch")
         rec = _Rec(ev.tid, exit=ev)
