@@ -44,6 +44,12 @@ class EventTable:
         self.creates_fd = np.array(["EF_CREATES_FD" in e["flags"] for e in self.events])
         # events libsinsp handles without making up a thread entry for an unknown tid
         self.skip_reset = np.array(["EF_SKIPPARSERESET" in e["flags"] for e in self.events])
+        # Not printed by sysdig: internal events, and the user/group table events libsinsp
+        # consumes into its own state (both still numbered).
+        swallowed = ("useradded", "userdeleted", "groupadded", "groupdeleted")
+        self.hidden = ((self.category & EC_SYSCALL_MASK & EC_INTERNAL) != 0) | np.isin(
+            self.names, swallowed)
+        self.is_container = self.names == "container"
         self.code = {}  # (name, dir) -> codes, newest last
         for e in self.events:
             self.code.setdefault((e["name"], e["dir"]), []).append(e["code"])
@@ -51,8 +57,21 @@ class EventTable:
     def params(self, code: int) -> list[dict]:
         return self.events[code]["params"] if 0 <= code < self.size else []
 
+    def param_names(self, code: int) -> dict[str, int]:
+        """{parameter name: position} of an event code (cached)."""
+        cache = self.__dict__.setdefault("_pnames", {})
+        if code not in cache:
+            cache[code] = {p["name"]: i for i, p in reversed(list(enumerate(self.params(code))))}
+        return cache[code]
+
     def param_index(self, name: str) -> np.ndarray:
         """Per event code, the position of the parameter called `name` (-1 if none)."""
+        cache = self.__dict__.setdefault("_pindex", {})
+        if name not in cache:
+            cache[name] = self._param_index(name)
+        return cache[name]
+
+    def _param_index(self, name: str) -> np.ndarray:
         return np.array([next((i for i, p in enumerate(e["params"]) if p["name"] == name), -1)
                          for e in self.events], dtype=np.int64)
 

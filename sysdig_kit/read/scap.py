@@ -14,6 +14,7 @@ kept only if sysdig prints them, and evt.rawres follows the libsinsp of the capt
 from __future__ import annotations
 
 import warnings
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +22,12 @@ import pandas as pd
 import pyarrow as pa
 
 from . import eventtable
-from .eventtable import EC_INTERNAL, EC_SYSCALL, EC_SYSCALL_MASK, GENERIC_E, GENERIC_X
+from .eventtable import EC_SYSCALL, GENERIC_E, GENERIC_X
 from .scap_blocks import EV_V2, EVF_V1, EVF_V2, Capture, Meta, gather, read_shb, walk
 from .scap_events import Events, decode
 from .scap_threads import ThreadTable
 
 ARG_TYPE = pa.list_(pa.struct([("name", pa.string()), ("value", pa.binary())]))
-# Events libsinsp consumes into its own state (user and group tables): numbered, not printed.
-SWALLOWED = {"useradded", "userdeleted", "groupadded", "groupdeleted"}
 
 
 class ScapReader:
@@ -58,13 +57,13 @@ def _frames(path: Path, batch_size: int | None, table_name: str | None):
         start = read_shb(cap, meta)
         table = threads = None
         num = 0
-        for offs, btypes, _ in walk(cap, start, meta, batch_size):
+        for offs, btypes in walk(cap, start, meta, batch_size):
             if table is None:
                 table = eventtable.load(table_name or _choose_table(cap.u8, offs, btypes))
                 threads = ThreadTable(meta.threads)
-            ev = decode(cap.u8, offs, btypes, table, path)
+            ev = decode(cap.u8, offs, btypes, table, path, first_run=num == 0)
             df = _frame(cap.u8, ev, table, threads, num)
-            num += len(ev.off)
+            num += ev.total
             df.attrs.update(source=str(path), format="scap", args_encoding="scap",
                             scap_version=meta.scap_version, event_table=table.name,
                             arch=_arch(cap, meta), hostname=meta.hostname,
@@ -102,33 +101,21 @@ def _choose_table(u8: np.ndarray, offs: np.ndarray, btypes: np.ndarray) -> str:
 
 
 def _frame(u8, ev: Events, table, threads: ThreadTable, num_start: int) -> pd.DataFrame:
-    cat = table.category[ev.type]
-    names = table.names[ev.type]
-    printed = (cat & EC_SYSCALL_MASK & EC_INTERNAL) == 0
-    if SWALLOWED & set(np.unique(names).tolist()):
-        printed &= ~np.isin(names, list(SWALLOWED))
-    if num_start == 0 and len(names):
-        # Opening a capture, libsinsp consumes the leading container events (numbering them)
-        # before it hands out events; container events later in the file are printed.
-        lead = np.flatnonzero(names != "container")
-        printed[: lead[0] if len(lead) else len(names)] = False
-    rows = np.flatnonzero(printed)
-    etype = ev.type[rows]
-    nparams = ev.nparams[rows]
-    first = ev.pcount_off[rows]
+    rows = np.arange(len(ev.off))
+    etype, nparams, first = ev.type, ev.nparams, ev.pcount_off[:-1]
     pid, pname = threads.assign(u8, ev, table, rows)
 
     cols = {
-        "evt_num": (num_start + 1 + rows).astype(np.int64),
-        "evt_rawtime": ev.ts[rows].view(np.int64),
-        "evt_cpu": ev.cpu[rows].astype(np.int16),
-        "thread_tid": ev.tid[rows].view(np.int64),
+        "evt_num": (num_start + 1 + ev.num).astype(np.int64),
+        "evt_rawtime": ev.ts.view(np.int64),
+        "evt_cpu": ev.cpu.astype(np.int16),
+        "thread_tid": ev.tid.view(np.int64),
         "proc_pid": pd.array(pid.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)),
         "proc_name": pd.array(pname, dtype="string"),
         "evt_dir": pd.Categorical.from_codes((etype % 2).astype(np.int8), categories=[">", "<"]),
         "evt_type": _types(u8, ev, table, rows, etype, nparams, first),
         "evt_rawres": _rawres(u8, ev, table, rows, etype, nparams, first),
-        "evt_args": pd.arrays.ArrowExtensionArray(_args(u8, ev, table, rows)),
+        "evt_args": pd.arrays.ArrowExtensionArray(_args(u8, ev, table)),
     }
     return pd.DataFrame(cols)
 
@@ -186,33 +173,31 @@ def _rawres(u8, ev, table, rows, etype, nparams, first) -> pd.arrays.IntegerArra
     return pd.arrays.IntegerArray(val, ~ok)
 
 
-def _args(u8, ev: Events, table, rows) -> pa.ListArray:
-    counts = ev.nparams[rows]
-    starts = ev.pcount_off[rows]
-    list_off = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum(counts, out=list_off[1:])
+def _args(u8, ev: Events, table) -> pa.ListArray:
+    counts, list_off = ev.nparams, ev.pcount_off
     total = int(list_off[-1])
-    ev_of = np.repeat(np.arange(len(rows)), counts)  # per flat param: its row
-    j = np.arange(total, dtype=np.int64) - list_off[:-1][ev_of]  # position in its event
-    flat = starts[ev_of] + j
-    pos, ln = ev.ppos[flat], ev.plen[flat]
+    ev_of = np.repeat(np.arange(len(counts)), counts)  # per parameter: its event
+    j = np.arange(total, dtype=np.int64) - list_off[:-1][ev_of]  # its position in the event
+    pos, ln = ev.ppos, ev.plen
 
     # One compacted copy of the payload: each event's values are contiguous in the file, so
-    # mark [first value, last value end) per event and keep the marked bytes.
+    # gather [first value, last value end) of every event, a chunk of events at a time.
     nz = np.flatnonzero(counts > 0)
     vstart = pos[list_off[nz]]
     vend = pos[list_off[nz + 1] - 1] + ln[list_off[nz + 1] - 1]
     size = vend - vstart
-    keep = size > 0
-    mark = np.zeros(len(u8) + 1, dtype=np.int8)
-    mark[vstart[keep]] = 1
-    mark[vend[keep]] -= 1
-    np.cumsum(mark, out=mark)
-    data = u8[mark[:-1].view(bool)]
-    del mark
     before = np.zeros(len(nz), dtype=np.int64)
     np.cumsum(size[:-1], out=before[1:])
-    shift = np.zeros(len(rows), dtype=np.int64)
+    data = np.empty(int(size.sum()), dtype=np.uint8)
+    step = 1 << 16
+    for i in range(0, len(nz), step):
+        sz, b0 = size[i: i + step], int(before[i])
+        m = int(sz.sum())
+        idx = np.repeat(vstart[i: i + step] - (before[i: i + step] - b0), sz)
+        idx += np.arange(m, dtype=np.int64)
+        data[b0: b0 + m] = u8[idx]
+        del idx
+    shift = np.zeros(len(counts), dtype=np.int64)
     shift[nz] = vstart - before
     voff = np.empty(total + 1, dtype=np.int64)
     voff[:total] = pos - shift[ev_of]
@@ -223,7 +208,7 @@ def _args(u8, ev: Events, table, rows) -> pa.ListArray:
     values = pa.Array.from_buffers(vtype, total, [None, pa.py_buffer(voff), pa.py_buffer(data)])
 
     names = _param_names(table, int(counts.max()) if len(counts) else 0)
-    name_ids = names[1][ev.type[rows][ev_of], j] if total else np.zeros(0, dtype=np.int32)
+    name_ids = names[1][ev.type[ev_of], j] if total else np.zeros(0, dtype=np.int32)
     name_arr = pa.DictionaryArray.from_arrays(pa.array(name_ids, type=pa.int32()),
                                               pa.array(names[0], type=pa.string()))
     struct = pa.StructArray.from_arrays([name_arr.cast(pa.string()), values], names=["name", "value"])
@@ -232,6 +217,7 @@ def _args(u8, ev: Events, table, rows) -> pa.ListArray:
         if off_type == pa.int32() else pa.LargeListArray.from_arrays(pa.array(list_off), struct)
 
 
+@lru_cache(maxsize=16)
 def _param_names(table, width: int):
     """(vocabulary, matrix [event code, position] -> vocabulary index). Positions past what the
     table knows (a newer or patched driver appended parameters) are named arg<i>."""
@@ -248,7 +234,7 @@ def _param_names(table, width: int):
 
 def _arch(cap: Capture, meta: Meta) -> str | None:
     """arm64 / x86_64 from paths the capture carries (ld.so, multiarch lib dirs), else None."""
-    head = cap.buf[: 64 << 20]
+    head = bytes(cap.buf[: 2 << 20])
     text = "\n".join(meta.exes).encode()
     arm = head.count(b"aarch64") + text.count(b"aarch64") + head.count(b"ld-linux-aarch64")
     x86 = head.count(b"x86_64") + head.count(b"x86-64") + text.count(b"x86_64")

@@ -69,8 +69,9 @@ class Capture:
 
     def _map(self, p: Path) -> None:
         size = p.stat().st_size
-        with open(p, "rb") as f:
-            self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+        with open(p, "rb") as f:  # populate: fault the pages in at once, not one by one
+            flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+            self._mm = mmap.mmap(f.fileno(), 0, flags=flags, prot=mmap.PROT_READ) if size else None
         self.buf = self._mm if self._mm is not None else b""
 
     def _inflate(self, sink) -> None:
@@ -168,63 +169,89 @@ def _read_proclist(buf, p: int, end: int, version: int, meta: Meta) -> None:
 
 
 def walk(cap: Capture, start: int, meta: Meta, max_events: int | None = None):
-    """Yield (event block offsets, block types, next offset) in runs of up to `max_events`.
+    """Yield (event block offsets, block types) in runs of up to `max_events`.
 
-    A tight sequential pass: every block's length says where the next one starts. Metadata
-    blocks met on the way are parsed into `meta`; unknown blocks are skipped. A partial last
-    block is reported in cap.warnings; a block whose trailing length disagrees with its
-    leading one is corruption (KitError with its offset).
+    Blocks chain by their lengths, a sequential dependency; to keep Python out of the per-event
+    loop, every 4-byte word that could start an event block (its type, a sane length and a
+    matching trailing length) is found with numpy first, and runs of candidates that chain
+    end to end are taken whole. Python only steps over what breaks a run: metadata blocks
+    (parsed into `meta`), unknown blocks (skipped by length), a payload word that merely looked
+    like a block, a corrupt block (KitError with its offset) or a partial last block (a
+    warning in cap.warnings).
     """
     buf, n = cap.buf, len(cap.buf)
-    unpack = struct.Struct("<II").unpack_from
-    off = start
+    n4 = n // 4
+    u32 = np.frombuffer(buf, dtype="<u4", count=n4) if n4 else np.zeros(0, "<u4")
+    c = np.flatnonzero(((u32 - np.uint32(0x200)) < np.uint32(0x100)) | (u32 == 0x8010ABCD))
+    v = u32[c]
+    c = c[np.logical_or.reduce([v == t for t in EVENT_BLOCKS])]
+    c = c[c + 1 < n4]
+    length = u32[c + 1].astype(np.int64)
+    ok = (length >= 12) & (length % 4 == 0) & (c + length // 4 <= n4)
+    c, length = c[ok], length[ok]
+    ok = u32[c + length // 4 - 1] == length
+    c, length = c[ok], length[ok]
+    ends = c + length // 4
+    breaks = np.flatnonzero(ends[:-1] != c[1:])  # a run ends where the next block is elsewhere
     limit = max_events or (1 << 62)
+    unpack = struct.Struct("<II").unpack_from
+    pos = start // 4
+    runs: list[np.ndarray] = []
+    have = yielded = 0
     while True:
-        offs: list[int] = []
-        types: list[int] = []
-        add_off, add_type = offs.append, types.append
-        while off + 8 <= n and len(offs) < limit:
-            btype, length = unpack(buf, off)
-            if length < 12 or length % 4:
-                raise KitError(f"{cap.path}: corrupt block (type {btype:#x}, length {length}) "
-                               f"at byte offset {off}")
-            if off + length > n:
-                break
-            if btype in EVENT_BLOCKS:
-                add_off(off)
-                add_type(btype)
-            elif btype == SHB:  # a concatenated capture: its metadata follows
-                pass
-            else:
-                read_meta_block(buf, btype, off, length, meta)
-            off += length
-        o = np.array(offs, dtype=np.int64)
-        t = np.array(types, dtype=np.uint32)
-        if len(o):
-            _check_trailers(cap, o, t)
-        done = not (len(offs) >= limit and off + 8 <= n)
-        if done and off < n:
+        if pos * 4 + 8 > n:
+            if pos * 4 < n:
+                cap.warnings.append(f"truncated capture: {n - pos * 4} bytes left over after "
+                                    f"the last complete block (from byte offset {pos * 4})")
+            break
+        k = int(np.searchsorted(c, pos))
+        if k < len(c) and c[k] == pos:
+            r = int(np.searchsorted(breaks, k))
+            last = int(breaks[r]) if r < len(breaks) else len(c) - 1
+            last = min(last, k + (limit - have) - 1)
+            runs.append(c[k: last + 1])
+            have += last + 1 - k
+            pos = int(ends[last])
+            if have >= limit:
+                o = np.concatenate(runs)
+                yield o * 4, u32[o]
+                runs, have, yielded = [], 0, yielded + 1
+            continue
+        off = pos * 4
+        btype, blen = unpack(buf, off)
+        if blen < 12 or blen % 4:
+            raise KitError(f"{cap.path}: corrupt block (type {btype:#x}, length {blen}) "
+                           f"at byte offset {off}")
+        if off + blen > n:
             cap.warnings.append(f"truncated capture: {n - off} bytes left over after the last "
                                 f"complete block (from byte offset {off})")
-        yield o, t, off
-        if done:
-            return
-
-
-def _check_trailers(cap: Capture, offs: np.ndarray, types: np.ndarray) -> None:
-    lens = gather(cap.u8, offs + 4, np.uint32)
-    trail = gather(cap.u8, offs + lens.astype(np.int64) - 4, np.uint32)
-    bad = np.flatnonzero(trail != lens)
-    if len(bad):
-        i = bad[0]
-        raise KitError(f"{cap.path}: corrupt event block (trailing length {trail[i]} != "
-                       f"{lens[i]}) at byte offset {offs[i]}")
+            break
+        if struct.unpack_from("<I", buf, off + blen - 4)[0] != blen:
+            raise KitError(f"{cap.path}: corrupt block (type {btype:#x}: trailing length "
+                           f"differs from {blen}) at byte offset {off}")
+        if btype in EVENT_BLOCKS:  # a real event block cannot fail the candidate checks
+            raise KitError(f"{cap.path}: corrupt event block at byte offset {off}")
+        if btype != SHB:  # a second SHB: a concatenated capture, its metadata follows
+            read_meta_block(buf, btype, off, blen, meta)
+        pos += blen // 4
+    if runs or not yielded:
+        o = np.concatenate(runs) if runs else np.zeros(0, dtype=np.int64)
+        yield o.astype(np.int64) * 4, u32[o]
 
 
 def gather(u8: np.ndarray, pos: np.ndarray, dtype, chunk: int = 1 << 18) -> np.ndarray:
     """Little-endian values of `dtype` at arbitrary (unaligned) byte positions."""
     dt = np.dtype(dtype).newbyteorder("<")
     size = dt.itemsize
+    if size > 1 and len(pos) and not np.any(pos & 1):  # even positions: 16-bit words
+        u16 = u8[: len(u8) // 2 * 2].view("<u2")
+        w = pos >> 1
+        if size == 2:
+            return u16[w].view(np.dtype(dtype))
+        acc = u16[w].astype(np.uint64)
+        for k in range(1, size // 2):
+            acc |= u16[w + k].astype(np.uint64) << np.uint64(16 * k)
+        return acc.astype(f"<u{size}").view(np.dtype(dtype))
     out = np.empty(len(pos), dtype=dt)
     step = np.arange(size, dtype=np.int64)
     for i in range(0, len(pos), chunk):

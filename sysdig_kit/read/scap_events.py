@@ -21,6 +21,10 @@ HDR_V1 = 22  # the same without nparams
 
 @dataclass
 class Events:
+    """The events sysdig prints (hidden ones are only counted), with their parameters."""
+
+    total: int  # events numbered in this run, printed or not
+    num: np.ndarray  # index of each event among them (evt_num - 1 - numbers before this run)
     off: np.ndarray  # block offset in the capture
     cpu: np.ndarray
     ts: np.ndarray  # uint64
@@ -32,76 +36,117 @@ class Events:
     plen: np.ndarray  # flat: its length
 
 
-def decode(u8: np.ndarray, offs: np.ndarray, btypes: np.ndarray, table: EventTable, path) -> Events:
+def decode(u8: np.ndarray, offs: np.ndarray, btypes: np.ndarray, table: EventTable, path,
+           first_run: bool = True) -> Events:
     flags = np.isin(btypes, list(EVF_V1 | EVF_V2))
-    v2 = np.isin(btypes, list(EV_V2 | EVF_V2))
-    blen = gather(u8, offs + 4, np.uint32).astype(np.int64)
-    cpu = gather(u8, offs + 8, np.uint16)
-    hdr = offs + 10 + np.where(flags, 4, 0)
-    avail = offs + blen - 4 - hdr  # bytes of the block body after the cpu id (and flags)
-    if np.any(avail < np.where(v2, HDR_V2, HDR_V1)):
-        _fail(path, offs[np.argmax(avail < np.where(v2, HDR_V2, HDR_V1))], "event header too short")
-    ts = gather(u8, hdr, np.uint64)
-    tid = gather(u8, hdr + 8, np.uint64)
-    elen = gather(u8, hdr + 16, np.uint32).astype(np.int64)
-    etype = gather(u8, hdr + 20, np.uint16).astype(np.int64)
+    # Blocks start on 4-byte boundaries, so the header is read as 32-bit words: word b holds
+    # the 2 bytes before the header and its first 2 (the cpu id, or the EVF flags' tail).
+    u32 = u8[: len(u8) // 4 * 4].view("<u4")
+    b = (offs >> 2) + 2 + flags
 
+    def word(k, sel=slice(None)):
+        return u32[b[sel] + k].astype(np.uint64)
+
+    etype = (u32[b + 5] >> 16).astype(np.int64)
     # Event codes this table does not know are skipped, as libscap skips them (not numbered).
     known = etype < table.size
     if not known.all():
         keep = np.flatnonzero(known)
-        offs, cpu, hdr, avail, ts, tid, elen, etype, v2 = (
-            a[keep] for a in (offs, cpu, hdr, avail, ts, tid, elen, etype, v2))
+        offs, btypes, flags, b, etype = (a[keep] for a in (offs, btypes, flags, b, etype))
+    total = len(offs)
+    printed = ~table.hidden[etype]
+    if first_run and total:
+        # Opening a capture, libsinsp consumes the leading container events (numbering them)
+        # before it hands out events; container events later in the file are printed.
+        lead = np.flatnonzero(~table.is_container[etype])
+        printed[: lead[0] if len(lead) else total] = False
+    num = np.flatnonzero(printed)
+    if len(num) < total:  # only what sysdig prints is decoded further
+        offs, btypes, flags, b, etype = (a[num] for a in (offs, btypes, flags, b, etype))
+    v2 = np.isin(btypes, list(EV_V2 | EVF_V2))
+    blen = u32[(offs >> 2) + 1].astype(np.int64)
+    cpu = (u32[(offs >> 2) + 2] & 0xFFFF).astype(np.uint16)
+    hdr = offs + 10 + np.where(flags, 4, 0)
+    avail = offs + blen - 4 - hdr  # bytes of the block body after the cpu id (and flags)
+    short = avail < np.where(v2, HDR_V2, HDR_V1)
+    if short.any():
+        _fail(path, offs[np.argmax(short)], "event header too short")
+    w2, w4 = word(2), word(4)
+    sh16, sh48 = np.uint64(16), np.uint64(48)
+    low16 = np.uint64(0xFFFF)
+    ts = (word(0) >> sh16) | (word(1) << sh16) | ((w2 & low16) << sh48)
+    tid = (w2 >> sh16) | (word(3) << sh16) | ((w4 & low16) << sh48)
+    elen = ((w4 >> sh16) | ((word(5) & low16) << sh16)).astype(np.int64)
+    del w2, w4
     n = len(offs)
     lsize = np.where(table.large[etype], 4, 2)
     lens_at = hdr + np.where(v2, HDR_V2, HDR_V1)
     nparams = np.zeros(n, dtype=np.int64)
     if v2.any():
         i2 = np.flatnonzero(v2)
-        nparams[i2] = gather(u8, hdr[i2] + 22, np.uint32)
+        nparams[i2] = u32[b[i2] + 6]
         end = hdr + elen
         bad = v2 & ((elen < HDR_V2) | (elen > avail) | (lens_at + nparams * lsize > end))
         if bad.any():
             _fail(path, offs[np.argmax(bad)], "event length or parameter count out of range")
     if (~v2).any():
-        _v1_nparams(u8, np.flatnonzero(~v2), offs, hdr, elen, etype, lens_at, table, nparams, path)
+        # Old blocks carry no count: most events have every parameter the table lists; the
+        # others are searched as libscap does (see _v1_nparams).
+        i1 = np.flatnonzero(~v2)
+        guess = table.nparams[etype[i1]]
+        lens, off = _flat_lens(u8, lens_at[i1], guess, lsize[i1])
+        sums = np.zeros(len(lens) + 1, dtype=np.int64)
+        np.cumsum(lens, out=sums[1:])
+        fit = lens_at[i1] + guess * lsize[i1] + sums[off[1:]] - sums[off[:-1]] == hdr[i1] + elen[i1]
+        fit &= ~np.isin(etype[i1], _quirky(table))
+        nparams[i1[fit]] = guess[fit]
+        if not fit.all():
+            _v1_nparams(u8, i1[~fit], offs, hdr, elen, etype, lens_at, table, nparams, path)
 
-    # Parameter lengths, grouped by (count, width): one gather per group.
-    pcount_off = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(nparams, out=pcount_off[1:])
+    # Every parameter's length and value position, in one flat pass over all events.
+    plen, pcount_off = _flat_lens(u8, lens_at, nparams, lsize)
+    first = lens_at + nparams * lsize  # where each event's values start
+    cs = np.zeros(len(plen) + 1, dtype=np.int64)
+    np.cumsum(plen, out=cs[1:])
+    ends = first + cs[pcount_off[1:]] - cs[pcount_off[:-1]]
+    over = ends > hdr + elen
+    if over.any():
+        _fail(path, offs[np.argmax(over)], "parameter lengths exceed the event length")
+    ppos = np.repeat(first - cs[pcount_off[:-1]], nparams) + cs[:-1]
     total = int(pcount_off[-1])
-    ppos = np.empty(total, dtype=np.int64)
-    plen = np.empty(total, dtype=np.int64)
-    key = nparams * 8 + lsize
-    for k in np.unique(key):
-        idx = np.flatnonzero(key == k)
-        cnt, width = int(k) // 8, int(k) % 8
-        if cnt == 0:
-            continue
-        dt = np.uint32 if width == 4 else np.uint16
-        cols = lens_at[idx][:, None] + np.arange(cnt, dtype=np.int64) * width
-        lens = gather(u8, cols.ravel(), dt).reshape(len(idx), cnt).astype(np.int64)
-        first = lens_at[idx] + cnt * width
-        starts = first[:, None] + np.cumsum(lens, axis=1) - lens
-        end = hdr[idx] + elen[idx]
-        over = starts[:, -1] + lens[:, -1] > end
-        if over.any():
-            _fail(path, offs[idx[np.argmax(over)]], "parameter lengths exceed the event length")
-        dest = pcount_off[idx][:, None] + np.arange(cnt)
-        ppos[dest] = starts
-        plen[dest] = lens
-    return Events(offs, cpu, ts, tid, etype, nparams, pcount_off, ppos, plen)
+    return Events(total, num, offs, cpu, ts, tid, etype, nparams, pcount_off, ppos, plen)
+
+
+def _flat_lens(u8, lens_at, counts, width):
+    """(lengths of all parameters, flat, int64; per-event offsets into them) for events whose
+    `counts` lengths of `width` bytes (2, or 4 for large-payload events) start at `lens_at`."""
+    off = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=off[1:])
+    total = int(off[-1])
+    wrep = np.repeat(width, counts)
+    pos = np.repeat(lens_at - off[:-1] * width, counts) + np.arange(total, dtype=np.int64) * wrep
+    pos = np.minimum(pos, len(u8) - 4)  # a guessed count may read past the end: rejected later
+    lens = gather(u8, pos, np.uint16).astype(np.int64)
+    wide = np.flatnonzero(wrep == 4)
+    if len(wide):
+        lens[wide] = gather(u8, pos[wide], np.uint32)
+    return lens, off
+
+
+def _quirky(table) -> list[int]:
+    return [c for nm in ("notification", "infra") for c in table.code.get((nm, ">"), [])]
 
 
 def _v1_nparams(u8, i1, offs, hdr, elen, etype, lens_at, table, nparams, path) -> None:
     """Old event blocks carry no parameter count: find it as libscap does, from the table's
     count downwards, the first count whose lengths fit exactly in the event length."""
     end = hdr + elen  # the V1 len counts the 22-byte header
-    quirky = [c for nm in ("notification", "infra") for c in table.code.get((nm, ">"), [])]
-    fix = np.isin(etype, quirky)  # their lengths were written 3 bytes too long
+    fix = np.isin(etype, _quirky(table))  # their lengths were written 3 bytes too long
     end = end - np.where(fix, 3, 0)
-    for t in np.unique(etype[i1]):
-        idx = i1[etype[i1] == t]
+    order = i1[np.argsort(etype[i1].astype(np.uint16), kind="stable")]
+    bounds = np.flatnonzero(np.diff(etype[order])) + 1
+    for idx in np.split(order, bounds) if len(order) else []:
+        t = int(etype[idx[0]])
         maxn = int(table.nparams[t])
         w = 4 if table.large[t] else 2
         if maxn == 0:
@@ -112,6 +157,12 @@ def _v1_nparams(u8, i1, offs, hdr, elen, etype, lens_at, table, nparams, path) -
         cols = np.minimum(cols, len(u8) - w)  # reads past the event only feed rejected counts
         lens = gather(u8, cols.ravel(), np.uint32 if w == 4 else np.uint16)
         lens = lens.reshape(len(idx), maxn).astype(np.int64)
+        # the usual case: the event has every parameter the table lists
+        full = lens_at[idx] + maxn * w + lens.sum(axis=1) == end[idx]
+        nparams[idx[full]] = maxn
+        if full.all():
+            continue
+        idx, lens = idx[~full], lens[~full]
         sums = np.zeros((len(idx), maxn + 1), dtype=np.int64)
         np.cumsum(lens, axis=1, out=sums[:, 1:])
         cand = np.arange(maxn + 1)

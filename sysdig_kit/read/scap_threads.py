@@ -7,12 +7,11 @@ its thread by a sorted search over (thread, event index).
 
 from __future__ import annotations
 
-import struct
-
 import numpy as np
 import pyarrow as pa
 
 from .eventtable import EventTable
+from .scap_blocks import gather
 from .scap_events import Events
 
 CLONE_THREAD = 1 << 13  # PPM_CL_CLONE_THREAD
@@ -29,55 +28,37 @@ class ThreadTable:
         and advance the table over all of `ev`."""
         changes = self._changes(u8, ev, table)
         tid = ev.tid[rows].view(np.int64)
-        vocab: dict[str, int] = {}
         n = len(rows)
-        pid = np.zeros(n, dtype=np.int64)
-        name = np.full(n, -1, dtype=np.int64)
-        known = np.zeros(n, dtype=bool)
-
-        def put(sel, states):
-            for j, st in zip(sel, states):
-                if st is not None:
-                    pid[j] = st[0]
-                    if st[1] is not None:
-                        name[j] = vocab.setdefault(st[1], len(vocab))
-                    known[j] = True
-
-        # events after a change of their thread take that change's state
+        states: list = []  # every state some row takes; rows point into it
+        sid = np.zeros(n, dtype=np.int64)
         hit = np.zeros(n, dtype=bool)
-        if changes:
+        if changes:  # rows after a change of their thread take that change's state
             c_idx = np.array([c[0] for c in changes], dtype=np.int64)
             c_tid = np.array([c[1] for c in changes], dtype=np.int64)
             order = np.lexsort((c_idx, c_tid))
             c_idx, c_tid = c_idx[order], c_tid[order]
-            states = [changes[i][2] for i in order]
+            states = [changes[k][2] for k in order]
             _, inv = np.unique(np.concatenate([c_tid, tid]), return_inverse=True)
             c_code, e_code = inv[: len(c_tid)], inv[len(c_tid):]
-            scale = int(max(len(ev.tid), 1)) + 1
-            c_key = c_code * scale + c_idx
-            e_key = e_code * scale + rows
-            j = np.searchsorted(c_key, e_key, side="right") - 1
+            scale = len(ev.tid) + 2
+            j = np.searchsorted(c_code * scale + c_idx, e_code * scale + rows, side="right") - 1
             hit = (j >= 0) & (c_code[np.maximum(j, 0)] == e_code)
-            sel = np.flatnonzero(hit)
-            # map each distinct change once
-            uj, jinv = np.unique(j[sel], return_inverse=True)
-            st_of = [states[k] for k in uj]
-            for pos, k in enumerate(jinv):
-                st = st_of[k]
-                r = sel[pos]
-                if st is not None:
-                    pid[r] = st[0]
-                    if st[1] is not None:
-                        name[r] = vocab.setdefault(st[1], len(vocab))
-                    known[r] = True
-        # the rest: the state at the start of this run
+            sid[hit] = j[hit]
         rest = np.flatnonzero(~hit)
-        if len(rest):
+        if len(rest):  # the others: their thread's state when this run started
             ut, uinv = np.unique(tid[rest], return_inverse=True)
-            st_u = [self.threads.get(int(t)) for t in ut]
-            put(rest, (st_u[k] for k in uinv))
+            sid[rest] = len(states) + uinv
+            states += [self.threads.get(t) for t in ut.tolist()]
         for c in changes:  # the table after this run
             self.threads[c[1]] = c[2]
+        vocab: dict[str, int] = {}
+        s_pid = np.array([st[0] if st else 0 for st in states] or [0], dtype=np.int64)
+        s_known = np.array([st is not None for st in states] or [False])
+        s_name = np.array([vocab.setdefault(st[1], len(vocab)) if st and st[1] is not None else -1
+                           for st in states] or [-1], dtype=np.int64)
+        pid, known, name = s_pid[sid], s_known[sid], s_name[sid]
+        if n == 0:
+            pid, known, name = pid[:0], known[:0], name[:0]
         # A thread libsinsp has no entry for gets one made up (pid = tid, no name) at its first
         # event that resets the parser (not at `switch` and the like); from then on it is known.
         unk = np.flatnonzero(~known)
@@ -116,40 +97,67 @@ class ThreadTable:
         idx = np.flatnonzero(np.isin(ev.type, list(want)))
         out = []
         local = {}  # states decided in this run, for parent lookups
-        tids = ev.tid.view(np.int64)
-        for i in idx.tolist():
+        tids = ev.tid.view(np.int64)[idx].tolist()
+        res, pid, ptid, flags = (_ints(u8, ev, table, idx, nm) for nm in ("res", "pid", "ptid", "flags"))
+        comm_k = table.param_index("comm")[ev.type[idx]]
+
+        def comm(n):
+            k = int(comm_k[n])
+            i = int(idx[n])
+            if k < 0 or k >= ev.nparams[i]:
+                return None
+            a = int(ev.ppos[ev.pcount_off[i] + k])
+            raw = u8[a: a + int(ev.plen[ev.pcount_off[i] + k])].tobytes()
+            return raw.split(b"\0", 1)[0].decode("utf-8", "replace") or None
+
+        for n, i in enumerate(idx.tolist()):
             kind = want[int(ev.type[i])]
-            tid = int(tids[i])
+            tid = tids[n]
             if kind == "exit":
                 out.append((i + 1, tid, None))  # libsinsp removes the thread after the event
                 local[tid] = None
                 continue
-            p = _Params(u8, ev, table, i)
-            res = p.int("res")
-            if res is None:
+            r = res[n]
+            if r is None:
                 continue
             if kind == "exec":
-                if res == 0:
-                    st = (p.int("pid", tid), p.str("comm") or _cur(local, self.threads, tid, 1))
+                if r == 0:
+                    st = (_or(pid[n], tid), comm(n) or _cur(local, self.threads, tid, 1))
                     out.append((i, tid, st))
                     local[tid] = st
                 continue
-            if res == 0:  # the child's side of a clone
-                comm = p.str("comm") or _cur(local, self.threads, p.int("ptid", -1), 1)
-                st = (p.int("pid", tid), comm)
+            if r == 0:  # the child's side of a clone
+                st = (_or(pid[n], tid), comm(n) or _cur(local, self.threads, _or(ptid[n], -1), 1))
                 out.append((i, tid, st))
                 local[tid] = st
-            elif res > 0:  # the parent's side: the child exists from now on
-                child = res
-                if local.get(child) or self.threads.get(child):
+            elif r > 0:  # the parent's side: the child exists from now on
+                if local.get(r) or self.threads.get(r):
                     continue
-                flags = p.int("flags", 0)
-                ppid = p.int("pid", tid)
-                comm = p.str("comm") or _cur(local, self.threads, tid, 1)
-                st = (ppid if flags & CLONE_THREAD else child, comm)
-                out.append((i, child, st))
-                local[child] = st
+                c = comm(n) or _cur(local, self.threads, tid, 1)
+                st = (_or(pid[n], tid) if _or(flags[n], 0) & CLONE_THREAD else r, c)
+                out.append((i, r, st))
+                local[r] = st
         return out
+
+
+def _or(v, default):
+    return default if v is None else v
+
+
+def _ints(u8, ev: Events, table: EventTable, idx: np.ndarray, name: str) -> list:
+    """The integer parameter `name` of events idx (None where the event has none)."""
+    k = table.param_index(name)[ev.type[idx]]
+    ok = (k >= 0) & (k < ev.nparams[idx])
+    at = ev.pcount_off[idx] + np.maximum(k, 0)
+    pos, ln = ev.ppos[at], ev.plen[at]
+    val = np.zeros(len(idx), dtype=np.int64)
+    good = np.zeros(len(idx), dtype=bool)
+    for size, dt in ((8, np.int64), (4, np.int32), (2, np.int16), (1, np.int8)):
+        sel = np.flatnonzero(ok & (ln == size))
+        if len(sel):
+            val[sel] = gather(u8, pos[sel], dt)
+            good[sel] = True
+    return [v if g else None for v, g in zip(val.tolist(), good.tolist())]
 
 
 def _no_create(table: EventTable) -> np.ndarray:
@@ -163,32 +171,3 @@ def _no_create(table: EventTable) -> np.ndarray:
 def _cur(local, threads, tid, k):
     st = local.get(tid, threads.get(tid))
     return st[k] if st else None
-
-
-class _Params:
-    """Named parameters of one event, read straight from the capture bytes."""
-
-    def __init__(self, u8, ev: Events, table: EventTable, i: int):
-        self.u8 = u8
-        a, b = int(ev.pcount_off[i]), int(ev.pcount_off[i + 1])
-        self.pos, self.len = ev.ppos[a:b], ev.plen[a:b]
-        self.names = [p["name"] for p in table.params(int(ev.type[i]))]
-
-    def _raw(self, name):
-        try:
-            k = self.names.index(name)
-        except ValueError:
-            return None
-        if k >= len(self.pos):
-            return None
-        s = int(self.pos[k])
-        return self.u8[s: s + int(self.len[k])].tobytes()
-
-    def int(self, name, default=None):
-        raw = self._raw(name)
-        fmt = {8: "<q", 4: "<i", 2: "<h", 1: "<b"}.get(len(raw) if raw is not None else 0)
-        return struct.unpack(fmt, raw)[0] if fmt else default
-
-    def str(self, name):
-        raw = self._raw(name)
-        return raw.split(b"\0", 1)[0].decode("utf-8", "replace") if raw else None

@@ -149,14 +149,13 @@ def split_info(info: str, evt_type: str, evt_dir: str, era: str | None = None):
             continue
         out: list = []
         if _fit(info, lay, occ, 0, len(lay[0][0]) + 1, out):
-            # a layout that explains the whole line with all its parameters wins outright
-            if len(out) == len(lay):
-                return out, lay
-            if best is None or len(out) > len(best[0]):
-                best = (out, lay)
+            # the fit that finds the most parameters wins (a shorter layout would let its
+            # last value swallow the rest); on a tie, one that uses all of its layout
+            score = (len(out), len(out) == len(lay))
+            if best is None or score > best[0]:
+                best = (score, out, lay)
     if best is not None:
-        # fewer parameters than the table: older event versions; keep the longest fit
-        return best
+        return best[1], best[2]
     starts = [m for m in _PARAM_START.finditer(info)]
     if not starts or starts[0].start() != 0:
         return [("info", info)], None
