@@ -19,8 +19,9 @@ import pandas as pd
 import pytest
 
 from sysdig_kit.errors import KitError
+from sysdig_kit.read import read
 from sysdig_kit.read.frame import check_frame
-from sysdig_kit.read.text import KIT_FORMAT, KIT_SYSDIG_ARGS, TextReader
+from sysdig_kit.read.text import KIT_FORMAT, KIT_SYSDIG_ARGS, TextReader, layouts
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "captures"
@@ -268,3 +269,25 @@ def test_kit_format_round_trips_new_era_with_sysdig_0414():
     assert b"SSH_CONNECTION=10.0.2.2 35430 10.0.2.15 22\0" in a["env"]  # whole, with spaces
     assert base64.b64encode(a["env"]).decode() in sysdig_out(
         NEW_ERA, *KIT_SYSDIG_ARGS, new=True).read_text()
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("name", [*PUBLIC_READ, OLD_ERA.name, NEW_ERA.name])
+def test_kit_format_buffers_equal_the_scap_bytes(name):
+    """Every buffer parameter (PT_BYTEBUF: data, args, env, cgroups...) of the kit format reads
+    back as exactly the bytes the native scap reader finds in the file."""
+    cap = ARM64 / name if name in (OLD_ERA.name, NEW_ERA.name) else PUBLIC / name
+    df = _kit(cap, new=cap == NEW_ERA)
+    scap = read(cap).set_index("evt_num")["evt_args"]
+    n = 0
+    for num, typ, d, args in zip(df["evt_num"], df["evt_type"], df["evt_dir"], df["evt_args"]):
+        bufs = {p[0] for lay in layouts(typ, d) for p in lay if p[1] == "PT_BYTEBUF"}
+        if not bufs:
+            continue
+        raw = {a["name"]: a["value"] for a in scap.loc[num]}
+        for a in args:
+            if a["name"] in bufs:
+                assert a["value"] == raw[a["name"]], (num, typ, a["name"])
+                n += 1
+    big = {"sysdig-inspect__502Error.scap", OLD_ERA.name, NEW_ERA.name}
+    assert n > 50 or name not in big
