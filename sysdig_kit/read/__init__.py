@@ -11,6 +11,7 @@ import gzip
 from pathlib import Path
 
 from ..errors import KitError
+from .args import decode_args  # noqa: F401  (the frame's raw parameters as Python values)
 
 FORMATS = ("scap", "text", "json")
 

@@ -1,0 +1,81 @@
+"""decode_args: an event's raw parameters (the frame's evt_args) as Python values.
+
+Types come from the driver's event tables (data/event_tables): integers for numeric types
+(signed for INT*, ERRNO, FD, PID), str for strings and paths, bytes for buffers, socket
+addresses and anything the tables do not know (such as `arg<i>` parameters a patched driver
+appended). An empty value decodes to None.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from functools import lru_cache
+
+from ..errors import KitError
+from . import eventtable
+
+SIGNED = {"PT_INT8", "PT_INT16", "PT_INT32", "PT_INT64", "PT_ERRNO", "PT_FD", "PT_PID"}
+UNSIGNED = {"PT_UINT8", "PT_UINT16", "PT_UINT32", "PT_UINT64", "PT_FLAGS8", "PT_FLAGS16",
+            "PT_FLAGS32", "PT_ENUMFLAGS8", "PT_ENUMFLAGS16", "PT_ENUMFLAGS32", "PT_UID", "PT_GID",
+            "PT_MODE", "PT_SIGTYPE", "PT_RELTIME", "PT_ABSTIME", "PT_PORT", "PT_L4PROTO",
+            "PT_SOCKFAMILY", "PT_BOOL", "PT_SIGSET", "PT_SYSCALLID"}
+STRINGS = {"PT_CHARBUF", "PT_FSPATH", "PT_FSRELPATH"}
+_INT = {1: "b", 2: "h", 4: "i", 8: "q"}
+_LEADING_NUM = re.compile(r"\s*(-?0x[0-9a-fA-F]+|-?\d+)")
+
+
+@lru_cache(maxsize=4096)
+def param_types(evt_type: str, evt_dir: str) -> dict[str, str]:
+    """{parameter name: PT_* type} of an event, from the newest table that knows it (older
+    tables fill in names the newer ones dropped); generic syscalls use the `syscall` event."""
+    out: dict[str, str] = {}
+    for event in (evt_type, "syscall"):
+        for tname in (eventtable.NEW, eventtable.OLD):
+            table = eventtable.load(tname)
+            for code in reversed(table.code.get((event, evt_dir), [])):  # newest version first
+                for p in table.params(code):
+                    out.setdefault(p["name"], p["type"])
+    return out
+
+
+def decode_value(ptype: str | None, raw, encoding: str = "scap"):
+    """One parameter value: raw bytes (scap) or sysdig's text for it (text/json)."""
+    if raw is None:
+        return None
+    raw = bytes(raw)
+    if encoding == "scap":
+        if not raw:
+            return None
+        if ptype in SIGNED or ptype in UNSIGNED:
+            fmt = _INT.get(len(raw))
+            if fmt is None:
+                return raw
+            return struct.unpack("<" + (fmt if ptype in SIGNED else fmt.upper()), raw)[0]
+        if ptype == "PT_DOUBLE" and len(raw) == 8:
+            return struct.unpack("<d", raw)[0]
+        if ptype in STRINGS:
+            return raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+        return raw
+    if encoding in ("text", "json"):
+        if ptype in SIGNED or ptype in UNSIGNED or ptype == "PT_DOUBLE":
+            m = _LEADING_NUM.match(raw.decode("utf-8", "replace"))
+            if not m:
+                return None
+            tok = m.group(1)
+            return int(tok, 16) if "0x" in tok.lower() else int(tok)
+        if ptype in STRINGS:
+            return raw.decode("utf-8", "surrogateescape")
+        return raw
+    raise KitError(f"unknown args encoding {encoding!r} (scap, text or json)")
+
+
+def decode_args(evt_type, evt_dir, args, encoding: str = "scap") -> list[tuple[str, object]]:
+    """[(name, value)] for one event's `evt_args` (a list of {'name', 'value'} dicts or of
+    (name, value) pairs), in order, decoded with the driver's event table."""
+    types = param_types(str(evt_type), str(evt_dir))
+    out = []
+    for a in args if args is not None else ():
+        name, raw = (a["name"], a["value"]) if isinstance(a, dict) else a
+        out.append((name, decode_value(types.get(name), raw, encoding)))
+    return out
