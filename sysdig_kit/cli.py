@@ -155,15 +155,26 @@ _ARCH = click.option("--arch", type=click.Choice(["arm64", "x86_64"]), default=N
 @click.option("--proc", multiple=True, help="Only these process names (repeatable).")
 @click.option("--pid", multiple=True, type=int, help="Only these process ids (repeatable).")
 @click.option("--tid", multiple=True, type=int, help="Only these thread ids (repeatable).")
-def replay_log(capture, output, arch, proc, pid, tid):
+@click.option("--batch-size", type=int, default=1_000_000, show_default=True,
+              help="Events read at a time (captures larger than memory are streamed).")
+def replay_log(capture, output, arch, proc, pid, tid, batch_size):
     """Turn CAPTURE into a replay log: one record per syscall per thread (docs/replay-log.md)."""
-    from .replay import write
+    from .read import iter_batches
+    from .replay import build_batches, filter_frame, write_stream
 
-    _, log = _replay_frame(capture, arch, proc, pid, tid)
-    write(log, output)
-    flagged = int(log["flags"].map(len).gt(0).sum())
-    click.echo(f"{output}: {len(log)} records, {log['thread_tid'].nunique()} threads, "
-               f"{flagged} flagged (sysdig-kit check {capture} says why)")
+    threads, flagged = set(), 0
+
+    def logs():
+        nonlocal flagged
+        frames = (filter_frame(df, proc, pid, tid) for df in iter_batches(capture, batch_size))
+        for log in build_batches(frames, arch=arch):
+            threads.update(log["thread_tid"].tolist())
+            flagged += int(log["flags"].map(len).gt(0).sum())
+            yield log
+
+    _, n = write_stream(logs(), output)
+    click.echo(f"{output}: {n} records, {len(threads)} threads, {flagged} flagged "
+               f"(sysdig-kit check {capture} says why)")
 
 
 @main.command("check")
@@ -249,6 +260,44 @@ def capture_cmd(proc, pid, tid, evt_types, raw_filter, follow_children, snaplen,
 
 
 # --- analysis: run ---------------------------------------------------------------------------
+
+@main.command("run")
+@click.argument("playbook", type=click.Path(dir_okay=False))
+@click.option("--board", "boards", multiple=True,
+              help="Run on this board instead of the playbook's (repeatable; 'local' = here).")
+@click.option("-o", "--out", default=None,
+              help="Results folder [default: the playbook's `output`, else results/NAME].")
+@click.option("--repetitions", type=int, default=None, help="Override the playbook's repetitions.")
+@click.option("--skip-unsupported", is_flag=True,
+              help="Run the variants a board can run and skip the others (default: refuse).")
+@click.option("--check", "check_only", is_flag=True,
+              help="Validate the playbook and print the plan; run nothing.")
+def run_cmd(playbook, boards, out, repetitions, skip_unsupported, check_only):
+    """Run PLAYBOOK (playbooks/*.yaml): workloads x capture variants x repetitions.
+
+    Writes OUT/results.csv and .parquet (variant, run, wall time, CPU time, events, drops,
+    capture size) and the captures as a Parquet dataset OUT/captures/board=/run=/variant=/.
+
+    \b
+    Example:  sysdig-kit run playbooks/overhead.yaml
+              sysdig-kit run playbooks/overhead.yaml --board local --skip-unsupported
+    """
+    from .analysis import playbook as pbmod
+    from .analysis import runner
+
+    pb = pbmod.load(playbook, boards=list(boards) or None)
+    if repetitions is not None:
+        if repetitions < 1:
+            raise KitError("--repetitions: 1 or more")
+        pb.repetitions = repetitions
+    runs = len(pb.workloads) * max(pb.warmup, 1) + \
+        len(pb.workloads) * len(pb.variants) * pb.repetitions
+    click.echo(f"{pb.source}: {pb.name} on {', '.join(pb.boards)}: {len(pb.workloads)} workloads"
+               f" x {len(pb.variants)} variants ({', '.join(v.name for v in pb.variants)}) x "
+               f"{pb.repetitions} repetitions, {pb.warmup} warm-up: {runs} runs per board")
+    if check_only:
+        return
+    runner.run(pb, out=out, skip_unsupported=skip_unsupported)
 
 
 if __name__ == "__main__":

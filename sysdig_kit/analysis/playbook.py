@@ -2,7 +2,7 @@
 
 A playbook names board(s), workloads (shell commands), capture variants, repetitions and
 warm-up (playbooks/README.md). `load()` validates all of it before anything runs; a mistake
-is a KitError naming the file and line. `run()` (playbook_run.py) does the runs.
+is a KitError naming the file and line. `runner.run()` does the runs.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 # Debian packages the tests use. `apt-get update` only when something is missing.
-need_pkgs=(sysdig mmdebstrap arch-test debootstrap)
+need_pkgs=(sysdig mmdebstrap arch-test debootstrap strace zsh)
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
