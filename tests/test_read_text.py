@@ -7,6 +7,7 @@ Runtime: about 10 s (sysdig runs once per capture and format per session).
 
 from __future__ import annotations
 
+import atexit
 import base64
 import functools
 import os
@@ -34,6 +35,7 @@ ORACLE_FMT = "*%evt.num %evt.rawtime %evt.cpu %thread.tid %evt.dir %evt.type %ev
 REFUSED_BY_0293 = {"libs__curl_google_comments.scap"}
 PUBLIC_READ = sorted(p.name for p in PUBLIC.glob("*.scap") if p.name not in REFUSED_BY_0293)
 CACHE = Path(os.environ.get("SYSDIG_KIT_TEST_OUT", "/tmp/sysdig-kit-test-oracle")) / str(os.getpid())
+atexit.register(shutil.rmtree, CACHE, ignore_errors=True)  # sysdig's outputs live one session
 
 
 def _sid_root() -> Path:
