@@ -155,15 +155,26 @@ _ARCH = click.option("--arch", type=click.Choice(["arm64", "x86_64"]), default=N
 @click.option("--proc", multiple=True, help="Only these process names (repeatable).")
 @click.option("--pid", multiple=True, type=int, help="Only these process ids (repeatable).")
 @click.option("--tid", multiple=True, type=int, help="Only these thread ids (repeatable).")
-def replay_log(capture, output, arch, proc, pid, tid):
+@click.option("--batch-size", type=int, default=1_000_000, show_default=True,
+              help="Events read at a time (captures larger than memory are streamed).")
+def replay_log(capture, output, arch, proc, pid, tid, batch_size):
     """Turn CAPTURE into a replay log: one record per syscall per thread (docs/replay-log.md)."""
-    from .replay import write
+    from .read import iter_batches
+    from .replay import build_batches, filter_frame, write_stream
 
-    _, log = _replay_frame(capture, arch, proc, pid, tid)
-    write(log, output)
-    flagged = int(log["flags"].map(len).gt(0).sum())
-    click.echo(f"{output}: {len(log)} records, {log['thread_tid'].nunique()} threads, "
-               f"{flagged} flagged (sysdig-kit check {capture} says why)")
+    threads, flagged = set(), 0
+
+    def logs():
+        nonlocal flagged
+        frames = (filter_frame(df, proc, pid, tid) for df in iter_batches(capture, batch_size))
+        for log in build_batches(frames, arch=arch):
+            threads.update(log["thread_tid"].tolist())
+            flagged += int(log["flags"].map(len).gt(0).sum())
+            yield log
+
+    _, n = write_stream(logs(), output)
+    click.echo(f"{output}: {n} records, {len(threads)} threads, {flagged} flagged "
+               f"(sysdig-kit check {capture} says why)")
 
 
 @main.command("check")

@@ -8,12 +8,12 @@ wrote back; a verdict on whether a capture is enough to replay; raw hook logs de
 from __future__ import annotations
 
 from .api import Divergence, Record, ReplayLog
-from .log import FORMAT_VERSION, write
+from .log import FORMAT_VERSION, write, write_stream
 from .log import read as read_log
-from .pairing import build
+from .pairing import build, build_batches
 
-__all__ = ["FORMAT_VERSION", "Divergence", "Record", "ReplayLog", "build", "filter_frame",
-           "read_log", "write"]
+__all__ = ["FORMAT_VERSION", "Divergence", "Record", "ReplayLog", "build", "build_batches",
+           "filter_frame", "read_log", "write", "write_stream"]
 
 
 def filter_frame(df, proc=None, pid=None, tid=None):

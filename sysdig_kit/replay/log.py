@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -107,10 +108,49 @@ def write(df: pd.DataFrame, path) -> Path:
 def _write_jsonl(df: pd.DataFrame, tmp) -> None:
     with open(tmp, "w") as f:
         f.write(json.dumps(_header(df), default=str) + "\n")
-        for rec in _table(df).to_pylist():
-            for b in rec["buffers"]:
-                b["data"] = base64.b64encode(b["data"]).decode() if b["data"] is not None else None
-            f.write(json.dumps(rec, separators=(",", ":")) + "\n")
+        _jsonl_records(df, f)
+
+
+def _jsonl_records(df: pd.DataFrame, f) -> None:
+    for rec in _table(df).to_pylist():
+        for b in rec["buffers"]:
+            b["data"] = base64.b64encode(b["data"]).decode() if b["data"] is not None else None
+        f.write(json.dumps(rec, separators=(",", ":")) + "\n")
+
+
+def write_stream(logs: Iterable[pd.DataFrame], path) -> tuple[Path, int]:
+    """Write log frames as they come (replay.build_batches) into one file; the header is the
+    first frame's. Returns the path and the number of records."""
+    path = Path(path)
+    if path.suffix not in (".parquet", ".jsonl", ".json"):
+        raise KitError(f"{path}: the log's name must end in .parquet or .jsonl")
+    count = 0
+
+    def run(tmp):
+        nonlocal count
+        writer = f = None
+        try:
+            for df in logs:
+                if path.suffix == ".parquet":
+                    if writer is None:
+                        meta = {_META_KEY: json.dumps(_header(df), default=str).encode()}
+                        writer = pq.ParquetWriter(tmp, SCHEMA.with_metadata(meta))
+                    writer.write_table(_table(df).replace_schema_metadata(writer.schema.metadata))
+                else:
+                    if f is None:
+                        f = open(tmp, "w")  # noqa: SIM115 (closed below, across iterations)
+                        f.write(json.dumps(_header(df), default=str) + "\n")
+                    _jsonl_records(df, f)
+                count += len(df)
+        finally:
+            if writer is not None:
+                writer.close()
+            if f is not None:
+                f.close()
+        if writer is None and f is None:
+            raise KitError("nothing to write: the capture gave no frame")
+
+    return _atomic(path, run), count
 
 
 def read(path) -> pd.DataFrame:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import csv
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -84,6 +85,7 @@ class _Rec:
     exit: _Ev | None = None
     flags: list = field(default_factory=list)
     kind: str = "syscall"
+    seq: int = 0
 
 
 def _decoder(encoding):
@@ -110,63 +112,94 @@ def _events(df: pd.DataFrame):
         yield _Ev(*row, args=list(zip(names[a:b], values[a:b])))
 
 
-def pair(df: pd.DataFrame) -> list[_Rec]:
-    """Records in order of their first event; see the module docstring for the rules."""
-    syscall_dirs = df.loc[~df["evt_type"].astype(str).isin(NON_SYSCALL), "evt_dir"]
-    exit_only = not (syscall_dirs == ">").any()
-    pending: dict[int, _Rec] = {}
-    seen: set[int] = set()
-    out: list[_Rec] = []
+class Pairer:
+    """The per-thread state machine, fed frame by frame (whole capture or iter_batches).
 
-    def close_pending(tid, why):
-        rec = pending.pop(tid, None)
+    `feed` returns the records begun in that frame, in order of their first event; a record
+    whose exit has not come yet is completed in place by a later `feed` or by `finish`
+    (`done` tells which are final). `exit_only` is decided from the first frame that has
+    syscall events: any syscall enter means the enter+exit era."""
+
+    def __init__(self):
+        self.pending: dict[int, _Rec] = {}
+        self.seen: set[int] = set()
+        self.seq: dict[int, int] = {}
+        self.exit_only: bool | None = None
+
+    def _new(self, rec: _Rec) -> _Rec:
+        rec.seq = self.seq.get(rec.tid, 0)
+        self.seq[rec.tid] = rec.seq + 1
+        return rec
+
+    def _close(self, tid, why):
+        rec = self.pending.pop(tid, None)
         if rec is not None:
             rec.flags.append("never_returns" if rec.enter.type in NEVER_RETURNS else "unpaired_enter")
             if why:
                 rec.flags.append(why)
 
-    for ev in _events(df):
-        first = ev.tid not in seen
-        seen.add(ev.tid)
-        if ev.type in NON_SYSCALL:
-            if ev.type == "procexit":
-                close_pending(ev.tid, "thread_died")
-                out.append(_Rec(ev.tid, enter=ev, kind="procexit"))
-            continue
-        if ev.dir == ">":
-            if ev.tid in pending:
-                close_pending(ev.tid, None)
-            rec = pending[ev.tid] = _Rec(ev.tid, enter=ev)
-            out.append(rec)
-            continue
-        rec = pending.get(ev.tid)
-        if rec is not None and rec.enter.type == ev.type:
-            del pending[ev.tid]
-            rec.exit = ev
-            continue
-        if rec is None and ev.type in EXECS:
-            # A non-leader thread's successful execve returns in the leader's tid (the
-            # kernel's de_thread): pair it with that thread's pending execve enter.
-            other = next((t for t, r in pending.items() if r.enter.type == ev.type
-                          and r.enter.pid == ev.pid and ev.pid is not None), None)
-            if other is not None:
-                rec = pending.pop(other)
-                rec.exit = ev
-                rec.flags.append("exec_from_thread")
+    def done(self, rec: _Rec) -> bool:
+        return self.pending.get(rec.tid) is not rec
+
+    def feed(self, df: pd.DataFrame) -> list[_Rec]:
+        if self.exit_only is None:
+            types = df["evt_type"].astype(str)
+            if (~types.isin(NON_SYSCALL)).any():
+                self.exit_only = not (df.loc[~types.isin(NON_SYSCALL), "evt_dir"] == ">").any()
+        pending, out = self.pending, []
+        for ev in _events(df):
+            first = ev.tid not in self.seen
+            self.seen.add(ev.tid)
+            if ev.type in NON_SYSCALL:
+                if ev.type == "procexit":
+                    self._close(ev.tid, "thread_died")
+                    out.append(self._new(_Rec(ev.tid, enter=ev, kind="procexit")))
                 continue
-        if rec is not None:
-            close_pending(ev.tid, "type_mismatch")
-        rec = _Rec(ev.tid, exit=ev)
-        if not exit_only:
-            if first and ev.type in CLONES and ev.res == 0:
-                rec.flags.append("clone_child")
-            else:
-                rec.flags.append("unpaired_exit")
-                if first:
-                    rec.flags.append("capture_start")
-        out.append(rec)
-    for tid in list(pending):
-        close_pending(tid, "capture_end")
+            if ev.dir == ">":
+                if ev.tid in pending:
+                    self._close(ev.tid, None)
+                rec = pending[ev.tid] = self._new(_Rec(ev.tid, enter=ev))
+                out.append(rec)
+                continue
+            rec = pending.get(ev.tid)
+            if rec is not None and rec.enter.type == ev.type:
+                del pending[ev.tid]
+                rec.exit = ev
+                continue
+            if rec is None and ev.type in EXECS:
+                # A non-leader thread's successful execve returns in the leader's tid (the
+                # kernel's de_thread): pair it with that thread's pending execve enter.
+                other = next((t for t, r in pending.items() if r.enter.type == ev.type
+                              and r.enter.pid == ev.pid and ev.pid is not None), None)
+                if other is not None:
+                    rec = pending.pop(other)
+                    rec.exit = ev
+                    rec.flags.append("exec_from_thread")
+                    continue
+            if rec is not None:
+                self._close(ev.tid, "type_mismatch")
+            rec = self._new(_Rec(ev.tid, exit=ev))
+            if not self.exit_only:
+                if first and ev.type in CLONES and ev.res == 0:
+                    rec.flags.append("clone_child")
+                else:
+                    rec.flags.append("unpaired_exit")
+                    if first:
+                        rec.flags.append("capture_start")
+            out.append(rec)
+        return out
+
+    def finish(self) -> None:
+        """The capture ended: whatever is still in flight stays unpaired."""
+        for tid in list(self.pending):
+            self._close(tid, "capture_end")
+
+
+def pair(df: pd.DataFrame) -> list[_Rec]:
+    """Records in order of their first event; see the module docstring for the rules."""
+    p = Pairer()
+    out = p.feed(df)
+    p.finish()
     return out
 
 
@@ -186,14 +219,47 @@ def _is_generic(args) -> bool:
 
 def build(df: pd.DataFrame, arch: str | None = None) -> pd.DataFrame:
     """The replay log of frame `df` (one row per record; columns in log.COLUMNS)."""
+    p = Pairer()
+    recs = p.feed(df)
+    p.finish()
+    arch = _arch(df, arch)
+    return _log(_rows(recs, arch, df.attrs.get("args_encoding")), df, arch, p)
+
+
+def build_batches(frames: Iterable[pd.DataFrame], arch: str | None = None
+                  ) -> Iterator[pd.DataFrame]:
+    """Replay-log frames from a stream of event frames (`sysdig_kit.read.iter_batches`), for
+    captures larger than memory. Each yielded frame holds the records completed so far, in
+    order of their first event; a thread's records keep their `seq` across frames. The era is
+    decided by the first frame with syscalls, so frames should not be tiny (thousands of
+    events; iter_batches' default is a million)."""
+    p, held, first = Pairer(), [], None
+    for df in frames:
+        if first is None:
+            first, arch = df, _arch(df, arch)
+        held += p.feed(df)
+        if p.exit_only is None:  # no syscall yet: the era (and the log header) is unknown
+            continue
+        ready = [r for r in held if p.done(r)]
+        held = [r for r in held if not p.done(r)]
+        yield _log(_rows(ready, arch, df.attrs.get("args_encoding")), df, arch, p)
+    p.finish()
+    if first is not None:
+        yield _log(_rows(held, arch, first.attrs.get("args_encoding")), first, arch, p)
+
+
+def _log(rows, df, arch, p: Pairer) -> pd.DataFrame:
     from .log import make_log
 
-    arch = _arch(df, arch)
-    encoding = df.attrs.get("args_encoding")
+    return make_log(rows, arch=arch, source=df.attrs.get("source"),
+                    era="exit_only" if p.exit_only in (True, None) else "enter_exit",
+                    reader_warnings=list(df.attrs.get("warnings") or []))
+
+
+def _rows(recs: list[_Rec], arch: str | None, encoding: str | None) -> list[dict]:
     decode = _decoder(encoding)
     rows = []
-    seq: dict[int, int] = {}
-    for rec in pair(df):
+    for rec in recs:
         ev0 = rec.enter or rec.exit
         last = rec.exit or rec.enter
         name = ev0.type
@@ -252,13 +318,11 @@ def build(df: pd.DataFrame, arch: str | None = None) -> pd.DataFrame:
             flags.append("no_write_back")
         args = [{"name": n, "value": _text(v)} for n, v in merged.items()
                 if not isinstance(v, bytes | bytearray)]
-        s = seq.get(rec.tid, 0)
-        seq[rec.tid] = s + 1
         rows.append({
             "thread_tid": rec.tid,
             "proc_pid": _na(last.pid),
             "proc_name": _na(last.comm),
-            "seq": s,
+            "seq": rec.seq,
             "kind": rec.kind,
             "syscall": name,
             "nr": nr,
@@ -274,14 +338,7 @@ def build(df: pd.DataFrame, arch: str | None = None) -> pd.DataFrame:
             "buffers": buffers,
             "flags": flags,
         })
-    return make_log(rows, arch=arch, source=df.attrs.get("source"),
-                    era="exit_only" if _exit_only(df) else "enter_exit",
-                    reader_warnings=list(df.attrs.get("warnings") or []))
-
-
-def _exit_only(df) -> bool:
-    dirs = df.loc[~df["evt_type"].astype(str).isin(NON_SYSCALL), "evt_dir"]
-    return not (dirs == ">").any()
+    return rows
 
 
 def _decode(decode, ev: _Ev, encoding) -> list:
