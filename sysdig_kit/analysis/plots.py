@@ -38,7 +38,7 @@ def latency(lat: pd.DataFrame, top: int = 12) -> Figure:
         return fig
     names = ok["syscall"].value_counts().index[:top].tolist()
     data = [ok.loc[ok["syscall"] == n, "latency_ns"].astype(float).to_numpy() / 1e3 for n in names]
-    ax.boxplot(data, vert=False, tick_labels=names, showfliers=True)
+    ax.boxplot(data, orientation="horizontal", tick_labels=names, showfliers=True)
     ax.set_xscale("log")
     ax.set_xlabel("latency (µs, exit - enter)")
     ax.set_title("syscall latency")
@@ -108,7 +108,7 @@ def overhead(results: pd.DataFrame, baseline: str = "none", title: str | None = 
     if not groups:
         _note(ax, "no runs")
         return fig
-    ax.boxplot([g["slowdown"].dropna().to_numpy() for _, g in groups], vert=False,
+    ax.boxplot([g["slowdown"].dropna().to_numpy() for _, g in groups], orientation="horizontal",
                tick_labels=[f"{w} · {v}" for (_, w, v), _ in groups])
     ax.axvline(1.0, color="gray", linewidth=0.8, linestyle="--")
     ax.set_xlabel(f"slowdown (wall time / median of {baseline!r})")
