@@ -113,7 +113,6 @@ def decode(u8: np.ndarray, offs: np.ndarray, btypes: np.ndarray, table: EventTab
     if over.any():
         _fail(path, offs[np.argmax(over)], "parameter lengths exceed the event length")
     ppos = np.repeat(first - cs[pcount_off[:-1]], nparams) + cs[:-1]
-    total = int(pcount_off[-1])
     return Events(total, num, offs, cpu, ts, tid, etype, nparams, pcount_off, ppos, plen)
 
 
