@@ -121,6 +121,12 @@ def test_cli_replay_log_and_check_exit_codes(tmp_path):
     assert nores["per_syscall"]["rt_sigprocmask"] == 222
     r = CliRunner().invoke(main, ["check", str(tmp_path / "missing.scap")])
     assert r.exit_code == 2
+    junk = tmp_path / "junk.scap"
+    junk.write_bytes(b"\x00\x01not a capture")
+    assert CliRunner().invoke(main, ["check", str(junk)]).exit_code == 2
+    ok = ARM64.parent / "public" / "falco__trace_files_connect_localhost.scap"
+    r = CliRunner().invoke(main, ["check", str(ok)])
+    assert r.exit_code == 0 and r.stdout.startswith("SUFFICIENT"), r.output
     r = CliRunner().invoke(main, ["replay-log", str(NEW_TXT), "-o", str(tmp_path / "x.csv")])
     assert r.exit_code == 2 and ".parquet or .jsonl" in r.output
 
