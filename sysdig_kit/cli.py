@@ -204,14 +204,16 @@ def check_cmd(capture, arch, manifest, as_json):
               help="Regex with a named group (?P<nr>...); other named groups become columns.")
 @click.option("--base", type=click.Choice(["auto", "16", "10"]), default="auto", show_default=True,
               help="How numbers are written (auto: 0x.. hex, else decimal).")
+@click.option("--nr-field", type=int, default=2, show_default=True,
+              help="Which numbered field (`2: 0x3f`) holds the syscall number.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write the frame to .csv or .parquet.")
-def decode_hooklog(logfile, arch, pattern, base, output):
+def decode_hooklog(logfile, arch, pattern, base, nr_field, output):
     """Decode raw syscall-hook log lines (numbers) into syscall names."""
     from .replay.hooklog import DEFAULT_PATTERN, decode, summary
 
     df = decode(logfile, arch=arch, pattern=pattern or DEFAULT_PATTERN,
-                base=None if base == "auto" else int(base))
+                base=None if base == "auto" else int(base), nr_field=nr_field)
     if output:
         if output.endswith(".parquet"):
             df.to_parquet(output, index=False)

@@ -95,7 +95,8 @@ def test_decode_hooklog_names_and_counts_malformed(tmp_path):
     df = decode(p, arch="arm64")
     assert list(df["syscall"]) == ["read", "writev", "close", "epoll_pwait"]
     assert df.attrs["malformed"] == 2 and df.attrs["lines"] == 6
-    assert df["ctx"].iloc[2] == 0xFFFF80001234ABCD
+    assert df["ctx"].iloc[2] == 0xFFFF80001234ABCD and list(df["f3"]) == [0x8D66090, 1, 3, 4]
+    assert list(decode(p, nr_field=3)["nr"]) == [0x8D66090, 1, 3, 4]
     assert list(decode(p, arch="x86_64")["syscall"]) == ["uname", "semctl", "fork", "pipe"]
     q = tmp_path / "custom.txt"
     q.write_text("nr=63 a=1\nnr=64 a=2\n")
