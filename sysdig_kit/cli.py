@@ -268,7 +268,7 @@ def capture_cmd(proc, pid, tid, evt_types, raw_filter, follow_children, snaplen,
 @click.option("--board", "boards", multiple=True,
               help="Run on this board instead of the playbook's (repeatable; 'local' = here).")
 @click.option("-o", "--out", default=None,
-              help="Results folder [default: the playbook's `output`, else results/NAME].")
+              help="Results folder [default: the playbook's `output`, else out/NAME].")
 @click.option("--repetitions", type=int, default=None, help="Override the playbook's repetitions.")
 @click.option("--skip-unsupported", is_flag=True,
               help="Run the variants a board can run and skip the others (default: refuse).")

@@ -333,7 +333,9 @@ def sufficiency(x: pd.DataFrame, manifest=None) -> pd.DataFrame:
             n = int(g[f"f_{f}"].sum())
             if n:
                 why.append(f"{_WHY.get(f, f)}: {n}")
-                fix.append(_REMEDY.get(f) or remedies.get(f, ""))
+                # check's own remedy where it is specific (the snaplen a capture needs)
+                fix.append(remedies[f] if f == "truncated_buffer" and f in remedies
+                           else _REMEDY.get(f) or remedies.get(f, ""))
         if g["never"].any():
             why.append(f"never returns (nothing to replay): {int(g['never'].sum())}")
         n, ok = len(g), int(g["complete"].sum())

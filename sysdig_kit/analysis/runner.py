@@ -235,7 +235,7 @@ def run(pb: Playbook, out: str | Path | None = None, skip_unsupported: bool = Fa
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    out = Path(out or pb.output or Path("results") / pb.name)
+    out = Path(out or pb.output or Path("out") / pb.name)  # out/ is git-ignored
     console = Console(stderr=True, quiet=quiet)
     target = _target(pb)
     work = f"{REMOTE_DIR}-{uuid.uuid4().hex[:8]}"  # this invocation's folder on the board
