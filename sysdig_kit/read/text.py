@@ -135,13 +135,42 @@ def _fit(info: str, layout: tuple, occ: dict, i: int, start: int, out: list) -> 
     return True
 
 
+# (type, dir, era, names found) -> the layout that explained exactly those names last time
+_SIMPLE: dict = {}
+
+
+@lru_cache(maxsize=4096)
+def _numeric_flags(layout: tuple) -> tuple:
+    return tuple(t in _NUMERIC_TYPES for _, t, _ in layout)
+
+
 def split_info(info: str, evt_type: str, evt_dir: str, era: str | None = None):
     """`name=value ...` -> ([(name, value)], layout or None) using the event's known layouts;
     falls back to splitting at every ` word=` for events no table knows."""
     if not info:
         return [], None
+    ms = list(_PARAM_START.finditer(info))
+    names = tuple(m.group(1) for m in ms)
+    key = (evt_type, evt_dir, era, names)
+    lay = _SIMPLE.get(key)
+    if lay is not None:  # fast path: every `name=` found is the next parameter of `lay`
+        out = []
+        for i, (m, numeric) in enumerate(zip(ms, _numeric_flags(lay))):
+            value = info[m.end() : ms[i + 1].start() if i + 1 < len(ms) else len(info)]
+            if numeric and not _NUMERIC_VALUE.match(value):
+                break
+            out.append((m.group(1), value))
+        else:
+            return out, lay
+    out, lay = _split_slow(info, evt_type, evt_dir, era, ms)
+    if lay is not None and ms and ms[0].start() == 0 and tuple(n for n, _ in out) == names:
+        _SIMPLE[key] = lay
+    return out, lay
+
+
+def _split_slow(info, evt_type, evt_dir, era, ms):
     occ: dict = {}
-    for m in _PARAM_START.finditer(info):
+    for m in ms:
         occ.setdefault(m.group(1), []).append(m.start(1))
     best = None
     for lay in layouts(evt_type, evt_dir, era):
@@ -156,11 +185,10 @@ def split_info(info: str, evt_type: str, evt_dir: str, era: str | None = None):
                 best = (score, out, lay)
     if best is not None:
         return best[1], best[2]
-    starts = [m for m in _PARAM_START.finditer(info)]
-    if not starts or starts[0].start() != 0:
+    if not ms or ms[0].start() != 0:
         return [("info", info)], None
     out = []
-    for m, nxt in zip(starts, starts[1:] + [None]):
+    for m, nxt in zip(ms, [*ms[1:], None]):
         end = nxt.start() if nxt is not None else len(info)
         out.append((m.group(1), info[m.end() : end]))
     return out, None
@@ -197,13 +225,18 @@ def rawres(params: list, layout, evt_dir: str, era: str):
     return parse_int(value, hex_)
 
 
+@lru_cache(maxsize=4096)
+def _buffer_names(layout: tuple) -> frozenset:
+    return frozenset(n for n, t, _ in layout if t == "PT_BYTEBUF")
+
+
 def encode_args(params: list, layout, b64: bool) -> list:
     """(name, text) -> (name, bytes): UTF-8 text, or the base64-decoded bytes of buffers when
     sysdig printed them with -b."""
-    types = {n: t for n, t, _ in layout} if (b64 and layout) else {}
+    bufs = _buffer_names(layout) if (b64 and layout) else ()
     out = []
     for name, value in params:
-        if types.get(name) == "PT_BYTEBUF" and value != NA:
+        if name in bufs and value != NA:
             if value == "NULL":  # 0.41 prints an empty buffer so (3 bytes b"5B\xcb" never are)
                 out.append((name, b""))
                 continue
