@@ -3,8 +3,10 @@ captures contain, and hypothesis properties (no record lost or invented). Runs i
 
 from __future__ import annotations
 
+import itertools
 import struct
 
+import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -89,7 +91,7 @@ def test_exit_only_era_needs_no_enter_and_flags_no_return_value():
     assert list(log["syscall"]) == ["read", "rt_sigprocmask", "rseq"]
     assert list(log["nr"]) == [63, 135, 293]
     assert flags(log) == [["truncated_buffer"], ["no_return_value", "no_write_back"],
-                          ["no_return_value"]]
+                          ["no_return_value", "named_from_nr"]]
     buf = next(b for b in log["buffers"].iloc[0] if b["output"])
     assert (buf["captured_len"], buf["reported_len"]) == (80, 832)
 
@@ -215,3 +217,30 @@ def test_execve_from_a_non_leader_thread_returns_in_the_leader():
     log = build(frame([(101, ">", "execve", None, []), (100, "<", "execve", 0, [])]))
     assert len(log) == 1 and flags(log) == [["exec_from_thread"]]
     assert log["thread_tid"].iloc[0] == 101 and log["evt_num"].iloc[0] == 2
+
+
+@settings(max_examples=100, deadline=None)
+@given(streams(), st.lists(st.integers(1, 40), min_size=1, max_size=8))
+def test_property_streaming_gives_the_same_records(evs, cuts):
+    """build_batches over any split of the frame = build over the whole frame (when the
+    first part with syscalls shows the same era as the whole)."""
+    from sysdig_kit.replay import build_batches
+
+    rows = [(e[0], e[1], e[2], e[3], [], i + 1, e[4]) for i, e in enumerate(evs)]
+    whole = frame(rows)
+    bounds = sorted({0, len(rows), *(c for c in cuts if c < len(rows))})
+    parts = []
+    for a, b in itertools.pairwise(bounds):
+        part = whole.iloc[a:b]
+        part.attrs.update(whole.attrs)
+        parts.append(part)
+    key = ["thread_tid", "seq"]
+    got = [lg for lg in build_batches(parts or [whole]) if len(lg)]
+    want = build(whole).sort_values(key).reset_index(drop=True)
+    assert sum(len(g) for g in got) == len(want)
+    enters = [[r[1] == ">" for r in rows[a:b] if r[2] != "procexit"]
+              for a, b in itertools.pairwise(bounds)]
+    first = next((e for e in enters if e), [])
+    if got and any(first) == any(r[1] == ">" and r[2] != "procexit" for r in rows):
+        got = pd.concat(got).sort_values(key).reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, want, check_dtype=False)

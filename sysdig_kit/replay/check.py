@@ -163,6 +163,14 @@ def check(frame: pd.DataFrame, log: pd.DataFrame, manifest=None) -> dict:
             "result is logged, its arguments are not)",
             "start the capture before the traced process", per_syscall=_per(start["syscall"])))
 
+    named = sc[_has(sc, "named_from_nr")]
+    if len(named):
+        reasons.append(_reason(
+            "unknown_to_sysdig", WARNING, len(named),
+            f"{len(named)} syscalls are unknown to this sysdig (`<unknown>`); named from "
+            f"their {log.attrs.get('arch')} syscall number",
+            "none needed for the log; a newer driver knows them",
+            per_syscall=_per(named["syscall"])))
     unknown = sc[sc["syscall"].isin(["<unknown>", "syscall"])]
     if len(unknown):
         reasons.append(_reason(

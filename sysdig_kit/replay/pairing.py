@@ -286,12 +286,14 @@ def _rows(recs: list[_Rec], arch: str | None, encoding: str | None) -> list[dict
                     native = dict(zip([n for n, _ in ev.args], vals)).get("nativeID")
                     if isinstance(native, int):
                         nr = native
+        named_from_nr = False
         if name in ("<unknown>", "syscall") and nr is not None and arch is not None:
+            named_from_nr = syscalls.name(arch, nr) is not None
             name = syscalls.name(arch, nr) or name
         if nr is None and rec.kind == "syscall":
             nr = syscalls.number(arch, name)
         res = _na(last.res) if rec.exit is not None else None
-        flags = list(rec.flags)
+        flags = list(rec.flags) + (["named_from_nr"] if named_from_nr else [])
         if rec.kind == "procexit":
             if decode is None and encoding == "scap":  # ERRNO params: int64, little-endian
                 merged.update({k: int.from_bytes(raw[k][:8], "little", signed=True)
