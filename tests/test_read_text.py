@@ -202,6 +202,8 @@ def test_batches_continue_and_equal_the_whole_read():
     assert joined["evt_num"].tolist() == whole["evt_num"].tolist()
     assert joined["evt_rawtime"].tolist() == whole["evt_rawtime"].tolist()
     assert joined["evt_rawres"].equals(whole["evt_rawres"])
+    new_txt = ARM64 / "new-era-zsh-name.sysdig-0.41.4.txt"  # 1206 events: no empty tail batch
+    assert [len(b) for b in TextReader.iter_batches(new_txt, batch_size=603)] == [603, 603]
 
 
 def test_sniff():

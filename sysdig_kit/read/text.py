@@ -359,13 +359,14 @@ class TextReader:
         clock = _Clock(date, start, tz)
         state = {"era": sysdig_version, "kit": None, "warnings": []}
         batch = Batch()
+        yielded = False
         with open_text(path) as f:
             for rec in _records(f, path, state["warnings"]):
                 cls._add(batch, rec, clock, state)
                 if batch_size and len(batch) >= batch_size:
                     yield cls._frame(batch, path, clock, state)
-                    batch = Batch()
-        if len(batch) or not batch_size or state["kit"] is None:
+                    yielded, batch = True, Batch()
+        if len(batch) or not yielded:  # an empty capture still gives one (empty) frame
             yield cls._frame(batch, path, clock, state)
 
     @staticmethod
@@ -387,7 +388,9 @@ class TextReader:
             _, num, rawt, cpu, tid, pid, d, typ, res, name, info = f
             info = _strip_era_space(info, state)
             params, lay = split_info(info, typ, d, state["era"])
-            batch.add(int(num), int(rawt), int(cpu), int(tid), _int_or_none(pid),
+            # sysdig prints -1 for an event without a thread; <NA> would mean the same
+            tid = -1 if tid == NA else int(tid)
+            batch.add(int(num), int(rawt), int(cpu), tid, _int_or_none(pid),
                       _name_or_none(name), d, typ, _int_or_none(res),
                       encode_args(params, lay, b64=True))
             return
