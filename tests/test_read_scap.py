@@ -247,3 +247,23 @@ def test_not_a_capture_and_corruption_name_file_and_offset(tmp_path):
     bad.write_bytes(bytes(data))
     with pytest.raises(KitError, match=rf"bad\.scap.*byte offset {victim}\b"):
         read(bad)
+
+
+def test_parameter_values_match_sysdig_rawarg(frames):
+    """Raw parameter bytes, decoded, equal what sysdig 0.41.4 prints for %evt.rawarg.X."""
+    fmt = "*%evt.num |%evt.rawarg.fd|%evt.rawarg.name|%evt.rawarg.size|%evt.rawarg.dirfd|"
+    text = oracle.run("new", str(NEW_ERA), fmt)
+    want = {}
+    for ln in text.splitlines():
+        num, _, rest = ln.partition(" |")
+        if num.isdigit():
+            want[int(num)] = dict(zip(("fd", "name", "size", "dirfd"), rest.rstrip("|").split("|")))
+    df = frames(NEW_ERA)
+    checked = 0
+    for row in df[df.evt_type.isin(["openat", "read", "close", "fstat"])].itertuples():
+        got = dict(decode_args(row.evt_type, row.evt_dir, row.evt_args))
+        for k, v in want[row.evt_num].items():
+            if v != "<NA>" and k in got:
+                assert str(got[k]) == v, (row.evt_num, k, got[k], v)
+                checked += 1
+    assert checked > 400

@@ -20,14 +20,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute
+from pandas.api.types import union_categoricals
 
 from . import eventtable
 from .eventtable import EC_SYSCALL, GENERIC_E, GENERIC_X
-from .scap_blocks import EV_V2, EVF_V1, EVF_V2, Capture, Meta, gather, read_shb, walk
+from .frame import ARGS_TYPE, empty_frame, set_attrs
+from .scap_blocks import EV_V2, EVF_V1, EVF_V2, Chunk, Meta, Source, gather, read_shb, walk
 from .scap_events import Events, decode
 from .scap_threads import ThreadTable
 
-ARG_TYPE = pa.list_(pa.struct([("name", pa.string()), ("value", pa.binary())]))
+ARG_TYPE = ARGS_TYPE
 
 
 class ScapReader:
@@ -40,40 +43,76 @@ class ScapReader:
     @classmethod
     def read(cls, path, event_table: str | None = None, **kw) -> pd.DataFrame:
         """The whole capture as one frame. `event_table` forces a table (else chosen per file)."""
-        (df,) = list(_frames(Path(path), None, event_table))
+        frames = list(_frames(Path(path), None, event_table))
+        if len(frames) == 1:
+            return frames[0]
+        types = union_categoricals([f["evt_type"].array for f in frames])
+        df = pd.concat(frames, ignore_index=True)
+        df["evt_type"] = types
+        df.attrs = dict(frames[-1].attrs)
         return df
 
     @classmethod
     def iter_batches(cls, path, batch_size: int = 1_000_000, event_table: str | None = None,
                      **kw):
-        """Frames of at most `batch_size` events; gzip captures are inflated to a cache file."""
+        """Frames of at most `batch_size` events (`evt_num` continues across them)."""
         yield from _frames(Path(path), max(int(batch_size), 1), event_table)
 
 
+CHUNK = 8 << 20  # bytes of capture decoded at a time: bounds the temporaries, not the frame
+
+
 def _frames(path: Path, batch_size: int | None, table_name: str | None):
-    cap = Capture(path, spill=batch_size is not None)
+    """Frames of the capture, chunk by chunk; the capture's warnings go on the last one."""
+    src = Source(path)
+    prev = None
+    meta = Meta()
+    table = threads = arch = None
     try:
-        meta = Meta()
-        start = read_shb(cap, meta)
-        table = threads = None
-        num = 0
-        for offs, btypes in walk(cap, start, meta, batch_size):
-            if table is None:
-                table = eventtable.load(table_name or _choose_table(cap.u8, offs, btypes))
-                threads = ThreadTable(meta.threads)
-            ev = decode(cap.u8, offs, btypes, table, path, first_run=num == 0)
-            df = _frame(cap.u8, ev, table, threads, num)
-            num += ev.total
-            df.attrs.update(source=str(path), format="scap", args_encoding="scap",
-                            scap_version=meta.scap_version, event_table=table.name,
-                            arch=_arch(cap, meta), hostname=meta.hostname,
-                            warnings=list(cap.warnings))
-            for w in cap.warnings:
-                warnings.warn(f"{path}: {w}", stacklevel=3)
-            cap.warnings.clear()
-            yield df
+        buf = src.read(CHUNK)
+        pos = read_shb(buf, path, meta)
+        base = num = 0
+        while True:
+            chunk = Chunk(buf, base, path)
+            for offs, btypes in walk(chunk, pos, meta, batch_size):
+                if not len(offs):
+                    continue
+                if table is None:
+                    table = eventtable.load(table_name or _choose_table(chunk.u8, offs, btypes))
+                    threads = ThreadTable(meta.threads)
+                    arch = _arch(buf, meta)
+                ev = decode(chunk.u8, offs, btypes, table, path, first_run=num == 0, base=base)
+                df = _frame(chunk.u8, ev, table, threads, num)
+                num += ev.total
+                set_attrs(df, source=str(path), format="scap", args_encoding="scap",
+                          scap_version=meta.scap_version, event_table=table.name, arch=arch)
+                df.attrs["hostname"] = meta.hostname
+                if prev is not None:
+                    yield prev
+                prev = df
+            more = src.read(max(CHUNK, chunk.need - (len(buf) - chunk.rest)))
+            if not more:
+                if len(buf) > chunk.rest:
+                    src.warnings.append(f"truncated capture: {len(buf) - chunk.rest} bytes left "
+                                        f"over after the last complete block (from byte offset "
+                                        f"{base + chunk.rest})")
+                break
+            buf = buf[chunk.rest:] + more
+            base += chunk.rest
+            pos = 0
     finally:
-        cap.close()
+        src.close()
+    if prev is None:  # no events at all
+        table = eventtable.load(table_name or eventtable.OLD)
+        prev = empty_frame()
+        arch = _arch(b"", meta)
+    set_attrs(prev, source=str(path), format="scap", args_encoding="scap",
+              scap_version=meta.scap_version, event_table=table.name, arch=arch,
+              warnings=list(src.warnings))
+    prev.attrs["hostname"] = meta.hostname
+    for w in src.warnings:
+        warnings.warn(f"{path}: {w}", stacklevel=4)
+    yield prev
 
 
 def _choose_table(u8: np.ndarray, offs: np.ndarray, btypes: np.ndarray) -> str:
@@ -178,43 +217,35 @@ def _args(u8, ev: Events, table) -> pa.ListArray:
     total = int(list_off[-1])
     ev_of = np.repeat(np.arange(len(counts)), counts)  # per parameter: its event
     j = np.arange(total, dtype=np.int64) - list_off[:-1][ev_of]  # its position in the event
-    pos, ln = ev.ppos, ev.plen
 
-    # One compacted copy of the payload: each event's values are contiguous in the file, so
-    # gather [first value, last value end) of every event, a chunk of events at a time.
+    # The values: the chunk's bytes cut at every parameter boundary make one binary array
+    # (each event's values are contiguous; the bytes between two events are one more entry),
+    # and Arrow's take() copies out the parameters, compacted.
+    pos, ln = ev.ppos, ev.plen
     nz = np.flatnonzero(counts > 0)
-    vstart = pos[list_off[nz]]
-    vend = pos[list_off[nz + 1] - 1] + ln[list_off[nz + 1] - 1]
-    size = vend - vstart
-    before = np.zeros(len(nz), dtype=np.int64)
-    np.cumsum(size[:-1], out=before[1:])
-    data = np.empty(int(size.sum()), dtype=np.uint8)
-    step = 1 << 16
-    for i in range(0, len(nz), step):
-        sz, b0 = size[i: i + step], int(before[i])
-        m = int(sz.sum())
-        idx = np.repeat(vstart[i: i + step] - (before[i: i + step] - b0), sz)
-        idx += np.arange(m, dtype=np.int64)
-        data[b0: b0 + m] = u8[idx]
-        del idx
-    shift = np.zeros(len(counts), dtype=np.int64)
-    shift[nz] = vstart - before
-    voff = np.empty(total + 1, dtype=np.int64)
-    voff[:total] = pos - shift[ev_of]
-    voff[total] = len(data)
-    big = len(data) >= 2**31 - 1
-    vtype = pa.large_binary() if big else pa.binary()
-    voff = voff if big else voff.astype(np.int32)
-    values = pa.Array.from_buffers(vtype, total, [None, pa.py_buffer(voff), pa.py_buffer(data)])
+    rank = np.zeros(len(counts), dtype=np.int64)
+    rank[nz] = np.arange(len(nz))
+    at = np.arange(total, dtype=np.int64) + rank[ev_of]  # each parameter's entry
+    bounds = np.empty(total + len(nz), dtype=np.int64)
+    bounds[at] = pos
+    last = list_off[nz + 1] - 1
+    bounds[list_off[nz + 1] + rank[nz]] = pos[last] + ln[last]
+    wide = len(u8) >= 2**31 - 1
+    cut = pa.Array.from_buffers(pa.large_binary() if wide else pa.binary(), max(len(bounds) - 1, 0),
+                                [None, pa.py_buffer(bounds if wide else bounds.astype(np.int32)),
+                                 pa.py_buffer(u8)])
+    values = cut.take(pa.array(at)) if total else pa.array([], type=pa.binary())
+    if values.type != pa.binary():
+        values = values.cast(pa.binary()) if values.nbytes < 2**31 else values
 
     names = _param_names(table, int(counts.max()) if len(counts) else 0)
     name_ids = names[1][ev.type[ev_of], j] if total else np.zeros(0, dtype=np.int32)
     name_arr = pa.DictionaryArray.from_arrays(pa.array(name_ids, type=pa.int32()),
                                               pa.array(names[0], type=pa.string()))
     struct = pa.StructArray.from_arrays([name_arr.cast(pa.string()), values], names=["name", "value"])
-    off_type = pa.int64() if total >= 2**31 - 1 else pa.int32()
-    return pa.ListArray.from_arrays(pa.array(list_off, type=off_type), struct, type=ARG_TYPE) \
-        if off_type == pa.int32() else pa.LargeListArray.from_arrays(pa.array(list_off), struct)
+    if total < 2**31 - 1 and values.type == pa.binary():
+        return pa.ListArray.from_arrays(pa.array(list_off, type=pa.int32()), struct, type=ARG_TYPE)
+    return pa.LargeListArray.from_arrays(pa.array(list_off), struct)
 
 
 @lru_cache(maxsize=16)
@@ -232,12 +263,11 @@ def _param_names(table, width: int):
     return list(vocab), m
 
 
-def _arch(cap: Capture, meta: Meta) -> str | None:
+def _arch(head: bytes, meta: Meta) -> str | None:
     """arm64 / x86_64 from paths the capture carries (ld.so, multiarch lib dirs), else None."""
-    head = bytes(cap.buf[: 2 << 20])
-    text = "\n".join(meta.exes).encode()
-    arm = head.count(b"aarch64") + text.count(b"aarch64") + head.count(b"ld-linux-aarch64")
-    x86 = head.count(b"x86_64") + head.count(b"x86-64") + text.count(b"x86_64")
+    head = bytes(head[: 2 << 20]) + "\n".join(meta.exes).encode()
+    arm = head.count(b"aarch64")
+    x86 = head.count(b"x86_64") + head.count(b"x86-64")
     if arm == x86:
         return None
     return "arm64" if arm > x86 else "x86_64"

@@ -7,10 +7,7 @@ and process list blocks are parsed; every other non-event block is skipped by it
 
 from __future__ import annotations
 
-import mmap
-import os
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +15,6 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import KitError
-from ..paths import cache_dir
 
 SHB = 0x0A0D0D0A
 SHB_MAGIC = 0x1A2B3C4D
@@ -43,69 +39,62 @@ class Meta:
     exes: list = field(default_factory=list)  # exe paths of the process list (arch hints)
 
 
-class Capture:
-    """A capture's bytes: mmap of a raw file, or the inflated stream of a gzip one."""
+class Source:
+    """The capture's bytes (raw, or inflated from gzip) as a stream, read in chunks."""
 
-    def __init__(self, path: Path, spill: bool = False):
+    def __init__(self, path: Path):
         self.path = path
         self.warnings: list[str] = []
-        self._tmp = None
-        with open(path, "rb") as f:
-            gz = f.read(2) == b"\x1f\x8b"
-        if gz and spill:  # batches of a big gzip capture: inflate to a cache file, then map it
-            fd, tmp = tempfile.mkstemp(suffix=".scap", dir=cache_dir("tmp"))
-            self._tmp = tmp
-            with os.fdopen(fd, "wb") as out:
-                self._inflate(lambda chunk: out.write(chunk))
-            self._map(Path(tmp))
-        elif gz:
-            parts: list[bytes] = []
-            self._inflate(parts.append)
-            self.buf = b"".join(parts)
-            self._mm = None
-        else:
-            self._map(path)
-        self.u8 = np.frombuffer(self.buf, dtype=np.uint8) if len(self.buf) else np.zeros(0, np.uint8)
+        self.f = open(path, "rb")  # noqa: SIM115  (closed by close())
+        self.gz = self.f.read(2) == b"\x1f\x8b"
+        self.f.seek(0)
+        self.z = zlib.decompressobj(wbits=31) if self.gz else None
+        self.pending = b""
 
-    def _map(self, p: Path) -> None:
-        size = p.stat().st_size
-        with open(p, "rb") as f:  # populate: fault the pages in at once, not one by one
-            flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
-            self._mm = mmap.mmap(f.fileno(), 0, flags=flags, prot=mmap.PROT_READ) if size else None
-        self.buf = self._mm if self._mm is not None else b""
-
-    def _inflate(self, sink) -> None:
-        d = zlib.decompressobj(wbits=31)
-        with open(self.path, "rb") as f:
-            while True:
-                chunk = f.read(1 << 20)
-                if not chunk:
-                    break
-                try:
-                    sink(d.decompress(chunk))
-                    while d.eof and d.unused_data:  # concatenated gzip members
-                        rest = d.unused_data
-                        d = zlib.decompressobj(wbits=31)
-                        sink(d.decompress(rest))
-                except zlib.error as exc:
-                    raise KitError(f"{self.path}: corrupt gzip stream ({exc})") from None
-        if not d.eof:
-            self.warnings.append("gzip stream truncated: the capture's tail is missing")
+    def read(self, n: int) -> bytes:
+        """Up to n bytes (fewer only at the end of the stream)."""
+        if not self.gz:
+            return self.f.read(n)
+        parts, got = [self.pending], len(self.pending)
+        while got < n:
+            raw = self.f.read(1 << 20)
+            if not raw:
+                if self.z is not None and not self.z.eof:
+                    self.warnings.append("gzip stream truncated: the capture's tail is missing")
+                self.z = None
+                break
+            if self.z is None:
+                break
+            try:
+                out = self.z.decompress(raw)
+                while self.z.eof and self.z.unused_data:  # concatenated gzip members
+                    rest = self.z.unused_data
+                    self.z = zlib.decompressobj(wbits=31)
+                    out += self.z.decompress(rest)
+            except zlib.error as exc:
+                raise KitError(f"{self.path}: corrupt gzip stream ({exc})") from None
+            parts.append(out)
+            got += len(out)
+        data = b"".join(parts)
+        self.pending = data[n:]
+        return data[:n]
 
     def close(self) -> None:
-        self.u8 = None
-        if getattr(self, "_mm", None) is not None:
-            try:
-                self._mm.close()
-            except BufferError:  # a numpy view still alive; the map goes with it
-                pass
-        if self._tmp:
-            os.unlink(self._tmp)
+        self.f.close()
 
 
-def read_shb(cap: Capture, meta: Meta) -> int:
+class Chunk:
+    """Whole blocks of the stream (plus maybe the start of a partial one), at `base`."""
+
+    def __init__(self, buf: bytes, base: int, path: Path):
+        self.buf, self.base, self.path = buf, base, path
+        self.u8 = np.frombuffer(buf, dtype=np.uint8)
+        self.rest = len(buf)  # where the first incomplete block starts, after walk()
+        self.need = 0  # how many bytes that block has in all, when its header is readable
+
+
+def read_shb(buf: bytes, path, meta: Meta) -> int:
     """Check the section header block; return the offset of the next block."""
-    buf, path = cap.buf, cap.path
     if len(buf) < 28 or struct.unpack_from("<I", buf, 0)[0] != SHB:
         raise KitError(f"{path}: not a scap capture (no section header block) at byte offset 0")
     _, length, magic, major, minor = struct.unpack_from("<IIIHH", buf, 0)
@@ -168,7 +157,7 @@ def _read_proclist(buf, p: int, end: int, version: int, meta: Meta) -> None:
         return  # a short entry at the end: keep what we have (libscap would refuse the file)
 
 
-def walk(cap: Capture, start: int, meta: Meta, max_events: int | None = None):
+def walk(cap: Chunk, start: int, meta: Meta, max_events: int | None = None):
     """Yield (event block offsets, block types) in runs of up to `max_events`.
 
     Blocks chain by their lengths, a sequential dependency; to keep Python out of the per-event
@@ -176,8 +165,8 @@ def walk(cap: Capture, start: int, meta: Meta, max_events: int | None = None):
     matching trailing length) is found with numpy first, and runs of candidates that chain
     end to end are taken whole. Python only steps over what breaks a run: metadata blocks
     (parsed into `meta`), unknown blocks (skipped by length), a payload word that merely looked
-    like a block, a corrupt block (KitError with its offset) or a partial last block (a
-    warning in cap.warnings).
+    like a block, a corrupt block (KitError with its offset) or a partial last block (where
+    it starts is left in cap.rest, its full length in cap.need).
     """
     buf, n = cap.buf, len(cap.buf)
     n4 = n // 4
@@ -200,9 +189,7 @@ def walk(cap: Capture, start: int, meta: Meta, max_events: int | None = None):
     have = yielded = 0
     while True:
         if pos * 4 + 8 > n:
-            if pos * 4 < n:
-                cap.warnings.append(f"truncated capture: {n - pos * 4} bytes left over after "
-                                    f"the last complete block (from byte offset {pos * 4})")
+            cap.rest, cap.need = min(pos * 4, n), 8
             break
         k = int(np.searchsorted(c, pos))
         if k < len(c) and c[k] == pos:
@@ -218,19 +205,19 @@ def walk(cap: Capture, start: int, meta: Meta, max_events: int | None = None):
                 runs, have, yielded = [], 0, yielded + 1
             continue
         off = pos * 4
+        at = cap.base + off
         btype, blen = unpack(buf, off)
         if blen < 12 or blen % 4:
             raise KitError(f"{cap.path}: corrupt block (type {btype:#x}, length {blen}) "
-                           f"at byte offset {off}")
+                           f"at byte offset {at}")
         if off + blen > n:
-            cap.warnings.append(f"truncated capture: {n - off} bytes left over after the last "
-                                f"complete block (from byte offset {off})")
+            cap.rest, cap.need = off, blen
             break
         if struct.unpack_from("<I", buf, off + blen - 4)[0] != blen:
             raise KitError(f"{cap.path}: corrupt block (type {btype:#x}: trailing length "
-                           f"differs from {blen}) at byte offset {off}")
+                           f"differs from {blen}) at byte offset {at}")
         if btype in EVENT_BLOCKS:  # a real event block cannot fail the candidate checks
-            raise KitError(f"{cap.path}: corrupt event block at byte offset {off}")
+            raise KitError(f"{cap.path}: corrupt event block at byte offset {at}")
         if btype != SHB:  # a second SHB: a concatenated capture, its metadata follows
             read_meta_block(buf, btype, off, blen, meta)
         pos += blen // 4

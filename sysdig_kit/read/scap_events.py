@@ -37,7 +37,10 @@ class Events:
 
 
 def decode(u8: np.ndarray, offs: np.ndarray, btypes: np.ndarray, table: EventTable, path,
-           first_run: bool = True) -> Events:
+           first_run: bool = True, base: int = 0) -> Events:
+    """Header fields and parameters of the event blocks at `offs` (of a chunk that starts at
+    byte `base` of the capture, for error messages)."""
+    path = (path, base)
     flags = np.isin(btypes, list(EVF_V1 | EVF_V2))
     # Blocks start on 4-byte boundaries, so the header is read as 32-bit words: word b holds
     # the 2 bytes before the header and its first 2 (the cpu id, or the EVF flags' tail).
@@ -177,5 +180,6 @@ def _v1_nparams(u8, i1, offs, hdr, elen, etype, lens_at, table, nparams, path) -
         nparams[idx] = best
 
 
-def _fail(path, off, what: str):
-    raise KitError(f"{path}: corrupt event ({what}) at byte offset {int(off)}")
+def _fail(where, off, what: str):
+    path, base = where
+    raise KitError(f"{path}: corrupt event ({what}) at byte offset {base + int(off)}")
