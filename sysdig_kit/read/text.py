@@ -14,6 +14,10 @@ raw, and buffers in base64 (`-b`) so `evt_args` get the captured bytes back.
 evt.info is `name=value name=value ...` where values may contain spaces (execve args, env,
 paths), so it is split using the parameter names and types of the event from the driver's
 event tables (sysdig_kit/data/event_tables), trying each known layout of the event.
+evt_rawres is the first exit parameter decoded as sysdig displays it (`-2(ENOENT)`, hex for
+brk); which parameters count as the result differs between sysdig 0.29 and 0.41, told apart by
+0.29's trailing space after evt.info (override with `sysdig_version=`). Values that cannot be
+decoded give NA, never a guess.
 """
 
 from __future__ import annotations
