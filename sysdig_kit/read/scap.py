@@ -59,7 +59,7 @@ class ScapReader:
         yield from _frames(Path(path), max(int(batch_size), 1), event_table)
 
 
-CHUNK = 8 << 20  # bytes of capture decoded at a time: bounds the temporaries, not the frame
+CHUNK = 4 << 20  # bytes of capture decoded at a time: bounds the temporaries, not the frame
 
 
 def _frames(path: Path, batch_size: int | None, table_name: str | None):
