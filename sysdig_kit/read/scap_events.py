@@ -140,44 +140,33 @@ def _quirky(table) -> list[int]:
 
 
 def _v1_nparams(u8, i1, offs, hdr, elen, etype, lens_at, table, nparams, path) -> None:
-    """Old event blocks carry no parameter count: find it as libscap does, from the table's
-    count downwards, the first count whose lengths fit exactly in the event length."""
-    end = hdr + elen  # the V1 len counts the 22-byte header
-    fix = np.isin(etype, _quirky(table))  # their lengths were written 3 bytes too long
-    end = end - np.where(fix, 3, 0)
-    order = i1[np.argsort(etype[i1].astype(np.uint16), kind="stable")]
-    bounds = np.flatnonzero(np.diff(etype[order])) + 1
-    for idx in np.split(order, bounds) if len(order) else []:
-        t = int(etype[idx[0]])
-        maxn = int(table.nparams[t])
-        w = 4 if table.large[t] else 2
-        if maxn == 0:
-            if np.any(lens_at[idx] != end[idx]):
-                _fail(path, offs[idx[np.argmax(lens_at[idx] != end[idx])]], "bad event length")
-            continue
-        cols = lens_at[idx][:, None] + np.arange(maxn, dtype=np.int64) * w
-        cols = np.minimum(cols, len(u8) - w)  # reads past the event only feed rejected counts
-        lens = gather(u8, cols.ravel(), np.uint32 if w == 4 else np.uint16)
-        lens = lens.reshape(len(idx), maxn).astype(np.int64)
-        # the usual case: the event has every parameter the table lists
-        full = lens_at[idx] + maxn * w + lens.sum(axis=1) == end[idx]
-        nparams[idx[full]] = maxn
-        if full.all():
-            continue
-        idx, lens = idx[~full], lens[~full]
-        sums = np.zeros((len(idx), maxn + 1), dtype=np.int64)
-        np.cumsum(lens, axis=1, out=sums[:, 1:])
-        cand = np.arange(maxn + 1)
-        valptr = lens_at[idx][:, None] + cand * w + sums
-        e = end[idx][:, None]
-        fits = lens_at[idx][:, None] + cand * w <= e
-        decide = fits & (valptr <= e)
-        # the largest deciding count; it must match exactly
-        best = maxn - np.argmax(decide[:, ::-1], axis=1)
-        ok = decide.any(axis=1) & (valptr[np.arange(len(idx)), best] == end[idx])
-        if not ok.all():
-            _fail(path, offs[idx[np.argmax(~ok)]], "cannot compute the parameter count")
-        nparams[idx] = best
+    """Old event blocks carry no parameter count: find it as libscap does. From the table's
+    count downwards, the first count whose lengths fit in the event decides: it must fill the
+    event exactly, else the file is corrupt. All events step down together."""
+    end = hdr[i1] + elen[i1]  # the V1 len counts the 22-byte header
+    end -= np.where(np.isin(etype[i1], _quirky(table)), 3, 0)  # written 3 bytes too long
+    start = lens_at[i1]
+    maxn = table.nparams[etype[i1]]
+    w = np.where(table.large[etype[i1]], 4, 2)
+    lens, off = _flat_lens(u8, start, maxn, w)
+    prefix = np.zeros(len(lens) + len(i1), dtype=np.int64)  # per event: sums of 0..maxn lengths
+    at = np.arange(len(lens)) + np.repeat(np.arange(len(i1)), maxn) + 1
+    prefix[at] = lens
+    first = off[:-1] + np.arange(len(i1))
+    np.cumsum(prefix, out=prefix)
+    prefix -= np.repeat(prefix[first], maxn + 1)
+    todo = np.arange(len(i1))
+    c = maxn.copy()
+    while len(todo):
+        lens_end = start[todo] + c[todo] * w[todo]
+        valptr = lens_end + prefix[first[todo] + c[todo]]
+        decided = (lens_end <= end[todo]) & (valptr <= end[todo])
+        bad = decided & (valptr != end[todo]) | ~decided & (c[todo] == 0)
+        if bad.any():
+            _fail(path, offs[i1[todo[np.argmax(bad)]]], "cannot compute the parameter count")
+        nparams[i1[todo[decided]]] = c[todo[decided]]
+        todo = todo[~decided]
+        c[todo] -= 1
 
 
 def _fail(where, off, what: str):
