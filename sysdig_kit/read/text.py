@@ -153,21 +153,17 @@ def split_info(info: str, evt_type: str, evt_dir: str, era: str | None = None):
     falls back to splitting at every ` word=` for events no table knows."""
     if not info:
         return [], None
-    ms = list(_PARAM_START.finditer(info))
-    names = tuple(m.group(1) for m in ms)
+    parts = _PARAM_START.split(info)  # ["", name, value, name, value, ...] in one C call
+    names = tuple(parts[1::2])
     key = (evt_type, evt_dir, era, names)
     lay = _SIMPLE.get(key)
-    if lay is not None:  # fast path: every `name=` found is the next parameter of `lay`
-        out = []
-        for i, (m, numeric) in enumerate(zip(ms, _numeric_flags(lay))):
-            value = info[m.end() : ms[i + 1].start() if i + 1 < len(ms) else len(info)]
-            if numeric and not _NUMERIC_VALUE.match(value):
-                break
-            out.append((m.group(1), value))
-        else:
-            return out, lay
+    if lay is not None and not parts[0]:  # fast path: each `name=` is the next parameter
+        values = parts[2::2]
+        if all(_NUMERIC_VALUE.match(v) for v, num in zip(values, _numeric_flags(lay)) if num):
+            return list(zip(names, values)), lay
+    ms = list(_PARAM_START.finditer(info))
     out, lay = _split_slow(info, evt_type, evt_dir, era, ms)
-    if lay is not None and ms and ms[0].start() == 0 and tuple(n for n, _ in out) == names:
+    if lay is not None and not parts[0] and tuple(n for n, _ in out) == names:
         _SIMPLE[key] = lay
     return out, lay
 
