@@ -117,6 +117,19 @@ def test_local_cannot_run_sysdig_says_so_before_running(tmp_path):
     assert set(r["variant"]) == {"none", "strace"}
 
 
+def test_setup_runs_once_and_its_failure_names_its_line(tmp_path):
+    mark = tmp_path / "setup-ran"
+    text = SMALL.replace("repetitions: 2", "repetitions: 1").replace(
+        "[none, strace]", "[none]") + f"setup: echo x >> {mark}\n"
+    runner.run(playbook.load(_pb(tmp_path, text)), out=tmp_path / "o", quiet=True)
+    assert mark.read_text() == "x\n"
+    p = _pb(tmp_path, SMALL + "setup:\n  - 'true'\n  - ls /no-such-kit-setup\n", "bad.yaml")
+    with pytest.raises(KitError) as e:
+        runner.run(playbook.load(p), out=tmp_path / "o2", quiet=True)
+    assert str(e.value).startswith(f"{p}:10: setup failed on board local (rc 2)")
+    assert "no-such-kit-setup" in str(e.value)
+
+
 def test_failing_workload_names_its_line(tmp_path):
     p = _pb(tmp_path, SMALL.replace('  ls-doc: "ls -R /usr/share/doc/python3"',
                                     '  ls-doc: "ls /no-such-dir-kit"'))
@@ -161,4 +174,4 @@ def test_cli_run_and_bad_playbook(tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip() == (f"sysdig-kit: error: {bad}:10: unknown key 'colour'; allowed: "
                                 "board, boards, description, name, output, parallel, "
-                                "repetitions, timeout, variants, warmup, workloads")
+                                "repetitions, setup, timeout, variants, warmup, workloads")

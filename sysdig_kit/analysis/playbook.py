@@ -15,8 +15,8 @@ import yaml
 
 from ..errors import KitError
 
-TOP_KEYS = {"name", "description", "board", "boards", "workloads", "variants", "repetitions",
-            "warmup", "timeout", "parallel", "output"}
+TOP_KEYS = {"name", "description", "board", "boards", "setup", "workloads", "variants",
+            "repetitions", "warmup", "timeout", "parallel", "output"}
 VARIANT_KEYS = {"name", "tool", "snaplen"}
 WORKLOAD_KEYS = {"name", "run"}
 TOOLS = ("none", "sysdig", "strace")
@@ -52,6 +52,7 @@ class Playbook:
     parallel: bool = True
     output: str | None = None
     description: str = ""
+    setup: list[str] = field(default_factory=list)  # once per board, before anything else
     lines: dict = field(default_factory=dict)  # key -> line, for messages after loading
 
     def where(self, key: str) -> str:
@@ -243,6 +244,13 @@ def _build(path, loader, root, boards) -> Playbook:
         if not isinstance(p, bool):
             raise _err(path, nodes["parallel"], "parallel: true or false")
         pb.parallel = p
+    if "setup" in nodes:
+        sn = nodes["setup"]
+        v = _scalar(loader, sn)
+        v = [v] if isinstance(v, str) else v
+        if not isinstance(v, list) or not all(isinstance(x, str) and x.strip() for x in v):
+            raise _err(path, sn, "setup: a shell command or a list of them")
+        pb.setup = v
     for key in ("description", "output"):
         if key in nodes:
             v = _scalar(loader, nodes[key])

@@ -240,6 +240,8 @@ def run(pb: Playbook, out: str | Path | None = None, skip_unsupported: bool = Fa
     target = _target(pb)
     work = f"{REMOTE_DIR}-{uuid.uuid4().hex[:8]}"  # this invocation's folder on the board
     try:
+        if pb.setup:
+            _setup(pb, target)
         variants = plan(pb, target.capabilities(), skip_unsupported, say=console.print)
         for sub in ("captures", "raw"):  # a previous run's partitions would mix in
             shutil.rmtree(out / sub, ignore_errors=True)
@@ -280,6 +282,16 @@ def run(pb: Playbook, out: str | Path | None = None, skip_unsupported: bool = Fa
         console.print(f"{pb.name}: {len(results)} runs -> {out}/results.csv, results.parquet"
                       + (", captures/ (Parquet dataset)" if dataset else ""))
     return results
+
+
+def _setup(pb: Playbook, target) -> None:
+    """The playbook's setup commands, once on every board; a failure stops the playbook."""
+    text = "set -e\n" + "\n".join(pb.setup) + "\n"
+    for board, r in target.run(text, max(pb.timeout, 600)).items():
+        if r.rc != 0:
+            tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or [f"exit status {r.rc}"]
+            raise KitError(f"{pb.where('setup')}: setup failed on board {board} (rc {r.rc}): "
+                           f"{tail[0][:300]}")
 
 
 def _one(target, d: str, out: Path, w: Workload, v: Variant, k: int, warm: bool,
