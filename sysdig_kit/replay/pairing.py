@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import KitError
+from ..read.args import decode_args
 from . import syscalls
 
 # Events that are not syscalls (scheduler, signals, metadata, drops).
@@ -35,9 +36,6 @@ NEVER_RETURNS = frozenset({"exit", "exit_group", "sigreturn", "rt_sigreturn"})
 CLONES = frozenset({"clone", "clone3", "fork", "vfork"})
 EXECS = frozenset({"execve", "execveat"})
 GENERIC_PARAMS = ("ID", "nativeID")
-# BYTEBUF parameter names, used only when no decoder is available (see _decode).
-RAW_BUFFERS = frozenset({"data", "args", "env", "cgroups", "msgcontrol", "val", "out", "out2",
-                         "stat"})
 
 
 @cache
@@ -86,14 +84,6 @@ class _Rec:
     flags: list = field(default_factory=list)
     kind: str = "syscall"
     seq: int = 0
-
-
-def _decoder(encoding):
-    try:
-        from ..read import decode_args
-    except ImportError:  # reader not there: raw bytes only (buffers still measurable for scap)
-        return None
-    return lambda t, d, a: decode_args(t, d, a, encoding)
 
 
 def _events(df: pd.DataFrame):
@@ -195,14 +185,6 @@ class Pairer:
             self._close(tid, "capture_end")
 
 
-def pair(df: pd.DataFrame) -> list[_Rec]:
-    """Records in order of their first event; see the module docstring for the rules."""
-    p = Pairer()
-    out = p.feed(df)
-    p.finish()
-    return out
-
-
 def _text(v) -> str | None:
     if v is None:
         return None
@@ -256,36 +238,28 @@ def _log(rows, df, arch, p: Pairer) -> pd.DataFrame:
                     reader_warnings=list(df.attrs.get("warnings") or []))
 
 
+def _merge(rec: _Rec, encoding: str | None) -> tuple[dict[str, object], int | None]:
+    """Enter and exit parameters decoded and merged (exit wins); the native syscall number
+    of a generic event (its nativeID)."""
+    merged: dict[str, object] = {}
+    nr = None
+    for ev in (rec.enter, rec.exit):
+        if ev is None:
+            continue
+        for n, v in _decode(ev, encoding):
+            if n == "nativeID" and _is_generic(ev.args) and isinstance(v, int):
+                nr = v
+            elif n not in GENERIC_PARAMS:
+                merged[n] = v
+    return merged, nr
+
+
 def _rows(recs: list[_Rec], arch: str | None, encoding: str | None) -> list[dict]:
-    decode = _decoder(encoding)
     rows = []
     for rec in recs:
-        ev0 = rec.enter or rec.exit
         last = rec.exit or rec.enter
-        name = ev0.type
-        merged: dict[str, object] = {}
-        raw: dict[str, bytes] = {}
-        nr = None
-        for ev in (rec.enter, rec.exit):
-            if ev is None:
-                continue
-            if _is_generic(ev.args):
-                native = dict(ev.args).get("nativeID")
-                if native is not None and len(native) >= 2 and encoding == "scap":
-                    nr = int.from_bytes(native[:2], "little")
-            values = _decode(decode, ev, encoding)
-            for (n, rv), v in zip(ev.args, values):
-                if n in GENERIC_PARAMS:
-                    continue
-                merged[n] = v
-                raw[n] = rv
-        if nr is None and decode is not None and rec.kind == "syscall":
-            for ev in (rec.enter, rec.exit):
-                if ev is not None and _is_generic(ev.args):
-                    vals = _decode(decode, ev, encoding)
-                    native = dict(zip([n for n, _ in ev.args], vals)).get("nativeID")
-                    if isinstance(native, int):
-                        nr = native
+        name = (rec.enter or rec.exit).type
+        merged, nr = _merge(rec, encoding)
         named_from_nr = False
         if name in ("<unknown>", "syscall") and nr is not None and arch is not None:
             named_from_nr = syscalls.name(arch, nr) is not None
@@ -302,9 +276,6 @@ def _rows(recs: list[_Rec], arch: str | None, encoding: str | None) -> list[dict
             res = r if isinstance(r, int) else None
         flags = list(rec.flags) + (["named_from_nr"] if named_from_nr else [])
         if rec.kind == "procexit":
-            if decode is None and encoding == "scap":  # ERRNO params: int64, little-endian
-                merged.update({k: int.from_bytes(raw[k][:8], "little", signed=True)
-                               for k in ("status", "ret") if len(raw.get(k) or b"") == 8})
             res = _exit_code(merged)
         elif rec.exit is not None and res is None:
             flags.insert(0, "no_return_value")
@@ -350,21 +321,12 @@ def _rows(recs: list[_Rec], arch: str | None, encoding: str | None) -> list[dict
     return rows
 
 
-def _decode(decode, ev: _Ev, encoding) -> list:
-    """Decoded parameter values; the raw bytes when no decoder is available or it fails."""
-    if decode is not None:
-        try:
-            vals = decode(ev.type, ev.dir, ev.args)
-            if isinstance(vals, dict):
-                return [vals.get(n) for n, _ in ev.args]
-            return [v[1] if isinstance(v, tuple) and len(v) == 2 else v for v in vals]
-        except (KitError, ValueError, KeyError, IndexError, TypeError):
-            pass  # an event the decoder cannot read keeps its raw bytes
-    # Undecoded: byte parameters stay bytes; the rest is text (as sysdig printed it) or, for
-    # scap, the hex of the raw value.
-    return [v if n in RAW_BUFFERS else
-            "0x" + bytes(v).hex() if encoding == "scap" else bytes(v).decode(errors="replace")
-            for n, v in ev.args]
+def _decode(ev: _Ev, encoding: str | None) -> list[tuple[str, object]]:
+    """[(name, value)] by the reader's decode_args; raw bytes for an event it cannot read."""
+    try:
+        return decode_args(ev.type, ev.dir, ev.args, encoding or "scap")
+    except (KitError, ValueError, KeyError, IndexError, TypeError):
+        return list(ev.args)
 
 
 def _exit_code(args: dict) -> int | None:
