@@ -183,14 +183,18 @@ def replay_log(capture, output, arch, proc, pid, tid, batch_size):
 @click.option("--manifest", type=click.Path(dir_okay=False), default=None,
               help="Capture manifest with sysdig's drop statistics (default: CAPTURE.manifest.json).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def check_cmd(capture, arch, manifest, as_json):
+@click.option("--proc", multiple=True, help="Judge only these process names (repeatable).")
+@click.option("--pid", multiple=True, type=int, help="Judge only these process ids.")
+@click.option("--tid", multiple=True, type=int, help="Judge only these thread ids.")
+def check_cmd(capture, arch, manifest, as_json, proc, pid, tid):
     """Is CAPTURE enough to replay? Exit 0 sufficient, 1 insufficient, 2 bad input."""
     import json
     from pathlib import Path
 
     from .replay.check import check, render
 
-    frame, log = _replay_frame(capture, arch)
+    # Drops and gaps are judged on the whole capture, records on the selected threads.
+    frame, log = _replay_frame(capture, arch, proc, pid, tid)
     default = Path(str(capture) + ".manifest.json")
     result = check(frame, log, manifest or (default if default.is_file() else None))
     click.echo(json.dumps(result, indent=2) if as_json else render(result))

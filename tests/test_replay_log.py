@@ -120,6 +120,9 @@ def test_cli_replay_log_and_check_exit_codes(tmp_path):
     nores = next(x for x in res["reasons"] if x["code"] == "no_return_value")
     assert (nores["count"], nores["total"], nores["percent"]) == (354, 1118, 31.7)
     assert nores["per_syscall"]["rt_sigprocmask"] == 222
+    r = CliRunner().invoke(main, ["check", str(NEW_TXT), "--arch", "arm64", "--json",
+                                  "--tid", "365"])
+    assert json.loads(r.stdout)["threads"] == 1
     r = CliRunner().invoke(main, ["check", str(tmp_path / "missing.scap")])
     assert r.exit_code == 2
     junk = tmp_path / "junk.scap"
