@@ -175,3 +175,55 @@ def test_cli_run_and_bad_playbook(tmp_path):
     assert r.stderr.strip() == (f"sysdig-kit: error: {bad}:10: unknown key 'colour'; allowed: "
                                 "board, boards, description, name, output, parallel, "
                                 "repetitions, setup, timeout, variants, warmup, workloads")
+
+
+# --- on the emulated arm64 board (board tier: boots it unless up, deploys, ~3 min warm) ------
+
+BOARD_PB = """\
+name: board-smoke
+board: qemu-arm64
+workloads:
+  zsh-x: "zsh -c 'echo hi > /tmp/x; cat /tmp/x'"
+variants: [none, sysdig-s80, {tool: sysdig, snaplen: 4096}]
+repetitions: 2
+warmup: 0
+timeout: 300
+"""
+
+
+@pytest.fixture(scope="module")
+def deployed_board():
+    from sysdig_kit import deploy, paths, profiles
+    from sysdig_kit.emulator import boot
+
+    prof = profiles.load("qemu-arm64")
+    was_up = boot.running(prof)
+    try:
+        r = boot.up(prof)
+        if not (paths.bundle_dir(prof.name, r.kernel_release) / "manifest.json").is_file():
+            subprocess.run(["fab", "build", "--board", prof.name], cwd=ROOT, check=True,
+                           timeout=3000)
+        deploy.deploy(prof, log=print)
+        yield prof
+    finally:
+        if not was_up:
+            boot.down(prof, log=print)
+
+
+@pytest.mark.board
+def test_board_run_sysdig_variants(deployed_board, tmp_path):
+    out = tmp_path / "out"
+    r = runner.run(playbook.load(_pb(tmp_path, BOARD_PB)), out=out, quiet=True)
+    m = r[~r["warmup"]]
+    assert len(m) == 3 * 2 and m["ok"].all(), m[["variant", "error"]].to_dict("records")
+    sd = m[m["tool"] == "sysdig"]
+    assert (sd["events"] > 50).all() and (sd["drops"] == 0).all()
+    assert (sd["capture_bytes"] > 0).all() and set(sd["snaplen"]) == {80, 4096}
+    frames = duckdb.sql(f"select variant, proc_name, evt_type, count(*) n from read_parquet("
+                        f"'{out}/captures/**/*.parquet', hive_partitioning=true) "
+                        "group by all").df()
+    # the filter follows the workload's process tree only: its shell, zsh, and cat after exec
+    assert set(frames["proc_name"].dropna()) <= {"kit-workload", "zsh", "cat"}
+    assert {"zsh", "cat"} <= set(frames["proc_name"].dropna())
+    per_variant = frames.groupby("variant")["n"].sum()
+    assert per_variant["sysdig-s80"] == pytest.approx(per_variant["sysdig-s4096"], rel=0.2)
