@@ -7,9 +7,11 @@ import itertools
 import struct
 
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sysdig_kit.errors import KitError
 from sysdig_kit.read.frame import make_frame
 from sysdig_kit.replay import build
 
@@ -94,6 +96,19 @@ def test_exit_only_era_needs_no_enter_and_flags_no_return_value():
                           ["no_return_value", "named_from_nr"]]
     buf = next(b for b in log["buffers"].iloc[0] if b["output"])
     assert (buf["captured_len"], buf["reported_len"]) == (80, 832)
+
+
+def test_clone_child_in_the_exit_only_era():
+    log = build(frame([(1, "<", "clone", 2, []), (2, "<", "clone", 0, []),
+                       (2, "<", "close", 0, [])]))
+    assert flags(log) == [[], ["clone_child"], []]
+
+
+def test_arch_given_must_match_the_capture():
+    with pytest.raises(KitError, match="contradicts"):
+        build(frame([(1, "<", "close", 0, [])], arch="arm64"), arch="x86_64")
+    log = build(frame([(1, "<", "close", 0, [])], arch=None), arch="x86_64")
+    assert log["nr"].iloc[0] == 3 and log.attrs["arch"] == "x86_64"
 
 
 def test_type_mismatch_and_evt_num_gap_do_not_lose_events():

@@ -169,13 +169,12 @@ class Pairer:
             if rec is not None:
                 self._close(ev.tid, "type_mismatch")
             rec = self._new(_Rec(ev.tid, exit=ev))
-            if not self.exit_only:
-                if first and ev.type in CLONES and ev.res == 0:
-                    rec.flags.append("clone_child")
-                else:
-                    rec.flags.append("unpaired_exit")
-                    if first:
-                        rec.flags.append("capture_start")
+            if first and ev.type in CLONES and ev.res == 0:
+                rec.flags.append("clone_child")  # the child's side of its own creation
+            elif not self.exit_only:
+                rec.flags.append("unpaired_exit")
+                if first:
+                    rec.flags.append("capture_start")
             out.append(rec)
         return out
 
