@@ -21,7 +21,7 @@ BOARDS_DIR = Path(__file__).resolve().parent.parent / "deploy" / "boards"
 # The consistent userspace/driver pairs Debian ships (driver API/schema must match the userspace).
 PAIRS = {
     "current": {"debian_release": "sid", "sysdig": "0.41.4", "driver": "0.23.2"},
-    "2022": {"debian_release": "bookworm", "sysdig": "0.29.3", "driver": "0.1.1dev+git20220316"},
+    "2022": {"debian_release": "bookworm", "sysdig": "0.29.3", "driver": "0.1.1dev+git20220316.e5c53d64"},
 }
 USERSPACE_PROVIDERS = ("debian", "source")
 KERNEL_SOURCES = ("debian-headers", "tree", "git")
@@ -88,7 +88,7 @@ def load(name_or_path: str | Path) -> Profile:
 
 def _check_build_keys(data: dict, p: Path) -> None:
     sd = data.setdefault("sysdig", {}) or {}
-    pair = sd.setdefault("pair", "current")
+    pair = sd["pair"] = str(sd.get("pair", "current"))  # YAML reads `pair: 2022` as a number
     if pair not in PAIRS:
         raise KitError(f"{p}: sysdig.pair {pair!r} unknown; known: {', '.join(PAIRS)}")
     sd.setdefault("debian_release", PAIRS[pair]["debian_release"])
