@@ -102,6 +102,9 @@ def test_clone_child_in_the_exit_only_era():
     log = build(frame([(1, "<", "clone", 2, []), (2, "<", "clone", 0, []),
                        (2, "<", "close", 0, [])]))
     assert flags(log) == [[], ["clone_child"], []]
+    from sysdig_kit.replay import ReplayLog
+
+    assert ReplayLog(log).cursor(2).next("close").res == 0   # the child starts after clone
 
 
 def test_arch_given_must_match_the_capture():

@@ -108,7 +108,8 @@ class Cursor:
     def __init__(self, log: ReplayLog, tid: int):
         recs = list(log.records(tid))
         self.tid = tid
-        self._syscalls = [r for r in recs if r.kind == "syscall"]
+        # A child does not call its own clone: its clone_child record (res 0) is not expected.
+        self._syscalls = [r for r in recs if r.kind == "syscall" and "clone_child" not in r.flags]
         exits = [r for r in recs if r.kind == "procexit"]
         self.exit_status: int | None = exits[-1].res if exits else None
         self._i = 0
