@@ -1,5 +1,5 @@
 """Replay log files (Parquet, JSON Lines), the replayer API, tables, decode-hooklog and the CLI
-exit codes. Uses sysdig 0.41.4's text of the new-era arm64 capture. Runs in ~5 s."""
+exit codes. Uses sysdig 0.41.4's text of the new-era arm64 capture. Runs in ~10 s."""
 
 from __future__ import annotations
 

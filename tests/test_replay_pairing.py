@@ -1,5 +1,5 @@
 """Pairing on synthetic frames built to docs/frame.md: both eras, the awkward cases real
-captures contain, and hypothesis properties (no record lost or invented). Runs in ~10 s."""
+captures contain, and hypothesis properties (no record lost or invented). Runs in ~20 s."""
 
 from __future__ import annotations
 
