@@ -64,12 +64,12 @@ def build_big(source: Path, min_rows: int) -> tuple[Path, int]:
     if raw[:2] == b"\x1f\x8b":
         raw = gzip.decompress(raw)
     tag = hashlib.sha1(raw).hexdigest()[:10]
-    out = cache_dir("bench") / f"{source.stem}-{tag}-x{copies}.scap"
+    out = cache_dir("bench") / f"{source.stem}-{tag}-x{copies}.v2.scap"
     if out.exists():
         return out, copies
     blocks = list(_blocks(raw))
     ts = [struct.unpack_from("<Q", b, 8 + EV_BLOCKS[t])[0] for t, b in blocks if t in EV_BLOCKS]
-    ts = [t for t in ts if t]  # a few events carry no time (0): they keep it
+    ts = [t for t in ts if t]  # a few events carry no time (0)
     shift = max(ts) - min(ts) + 1_000_000  # each copy starts 1 ms after the previous ends
     fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
     with os.fdopen(fd, "wb") as f:
@@ -79,9 +79,8 @@ def build_big(source: Path, min_rows: int) -> tuple[Path, int]:
                 if t in EV_BLOCKS:
                     at = 8 + EV_BLOCKS[t]
                     old = struct.unpack_from("<Q", b, at)[0]
-                    if old:
-                        b = b[:at] + struct.pack("<Q", old + k * shift) + b[at + 8 :]
-                    f.write(b)
+                    if old:  # untimed ones are container meta-events: once is enough
+                        f.write(b[:at] + struct.pack("<Q", old + k * shift) + b[at + 8 :])
     os.replace(tmp, out)
     return out, copies
 
