@@ -8,7 +8,9 @@ driver, 0.1.1dev+git20220316; sid: 0.23.2). Fetch it at generation time, never c
     # sid, e.g. inside the sid chroot of tests/setup/20-sysdig-sid.sh:
     chroot $ROOT sh -c 'cd /tmp && apt-get -o Acquire::Check-Valid-Until=false update &&
                         apt-get -o Acquire::Check-Valid-Until=false download falcosecurity-scap-dkms'
-    python3 tools/gen_event_table.py falcosecurity-scap-dkms_*.deb ...
+    apt-get download libfalcosecurity0       # bookworm's libscap: its syscall names
+    python3 tools/gen_event_table.py falcosecurity-scap-dkms_0.1.1dev*.deb \
+        falcosecurity-scap-dkms_0.23.2*.deb --userspace libfalcosecurity0_0.1.1dev*.deb
 
 Each argument is a .deb or a driver source directory (the one holding event_table.c). The table
 is read by compiling the driver's own event_table.c into a tiny dumper with the host's C compiler

@@ -26,12 +26,14 @@ _LEADING_NUM = re.compile(r"\s*(-?0x[0-9a-fA-F]+|-?\d+)")
 
 
 @lru_cache(maxsize=4096)
-def param_types(evt_type: str, evt_dir: str) -> dict[str, str]:
-    """{parameter name: PT_* type} of an event, from the newest table that knows it (older
-    tables fill in names the newer ones dropped); generic syscalls use the `syscall` event."""
+def param_types(evt_type: str, evt_dir: str, table: str | None = None) -> dict[str, str]:
+    """{parameter name: PT_* type} of an event, from `table` (the frame's
+    df.attrs["event_table"]) if given, then the newest table that knows it (older tables fill
+    in names the newer ones dropped); generic syscalls use the `syscall` event."""
     out: dict[str, str] = {}
+    tables = [t for t in (table, eventtable.NEW, eventtable.OLD) if t]
     for event in (evt_type, "syscall"):
-        for tname in (eventtable.NEW, eventtable.OLD):
+        for tname in dict.fromkeys(tables):
             table = eventtable.load(tname)
             for code in reversed(table.code.get((event, evt_dir), [])):  # newest version first
                 for p in table.params(code):
@@ -70,10 +72,12 @@ def decode_value(ptype: str | None, raw, encoding: str = "scap"):
     raise KitError(f"unknown args encoding {encoding!r} (scap, text or json)")
 
 
-def decode_args(evt_type, evt_dir, args, encoding: str = "scap") -> list[tuple[str, object]]:
+def decode_args(evt_type, evt_dir, args, encoding: str = "scap",
+                table: str | None = None) -> list[tuple[str, object]]:
     """[(name, value)] for one event's `evt_args` (a list of {'name', 'value'} dicts or of
-    (name, value) pairs), in order, decoded with the driver's event table."""
-    types = param_types(str(evt_type), str(evt_dir))
+    (name, value) pairs), in order, decoded with the driver's event table (`table`: the
+    frame's df.attrs["event_table"], to decode parameters only a patched table names)."""
+    types = param_types(str(evt_type), str(evt_dir), table)
     out = []
     for a in args if args is not None else ():
         name, raw = (a["name"], a["value"]) if isinstance(a, dict) else a
