@@ -76,6 +76,12 @@ def test_capture_edges_clone_child_and_thread_death():
     assert list(log[log["thread_tid"] == 1]["seq"]) == [0, 1, 2]
 
 
+def test_non_utf8_path_is_kept_readable():
+    log = build(frame([(1, "<", "openat", 3, [("fd", i64(3)), ("dirfd", i64(-100)),
+                                               ("name", b"/tmp/\xff\x00")])]))
+    assert {a["name"]: a["value"] for a in log["args"].iloc[0]}["name"] == "/tmp/\\xff"
+
+
 def test_execve_keeps_the_thread_and_pairs():
     log = build(frame([(5, ">", "execve", None, []), (5, "<", "execve", 0, []),
                        (5, ">", "brk", None, []), (5, "<", "brk", 4096, [])]))

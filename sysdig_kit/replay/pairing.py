@@ -189,7 +189,8 @@ def _text(v) -> str | None:
         return None
     if isinstance(v, bytes | bytearray):
         return base64.b64encode(v).decode()
-    return str(v)
+    # Paths that are not UTF-8 come as surrogate escapes, which Arrow refuses: show them \xNN.
+    return str(v).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _is_generic(args) -> bool:
