@@ -154,6 +154,9 @@ def _wait_ssh(profile, pid: int, deadline: float, serial: Path, remote) -> None:
         if not _alive(pid):
             raise KitError(f"the board's QEMU exited while booting; serial log {serial}:\n"
                            + _tail(serial))
+        if not _banner(int(profile.ssh.port)):
+            time.sleep(2)
+            continue
         try:
             with remote.connect(profile, timeout=10) as c:
                 if remote.run(c, ["true"], timeout=20, warn=True).ok:
@@ -163,6 +166,17 @@ def _wait_ssh(profile, pid: int, deadline: float, serial: Path, remote) -> None:
         time.sleep(2)
     raise KitError(f"the board did not answer SSH within the boot timeout; serial log {serial}:\n"
                    + _tail(serial))
+
+
+def _banner(port: int) -> bool:
+    """sshd's banner is there. QEMU accepts on the forwarded port long before the guest
+    listens, so a bare TCP connect proves nothing (and paramiko would log a traceback)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.settimeout(5)
+            return s.recv(8).startswith(b"SSH-")
+    except OSError:
+        return False
 
 
 def _tail(p: Path, n: int = 12) -> str:
