@@ -11,6 +11,7 @@ import gzip
 import re
 import shutil
 import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -281,3 +282,15 @@ def test_capture_without_events_reads_as_an_empty_frame(tmp_path):
     df = read(empty)
     check_frame(df)
     assert len(df) == 0 and df.attrs["format"] == "scap" and df.attrs["scap_version"] == "1.0"
+
+
+@pytest.mark.parametrize("path", [BIG, NEW_ERA, SHARED / "public" / "bencer__example5_httpd.scap"],
+                         ids=lambda p: p.name)
+def test_small_chunks_read_the_same(path, frames, monkeypatch):
+    """The capture is decoded in chunks; blocks (and process lists larger than a chunk) cut
+    by chunk boundaries must not change a thing."""
+    monkeypatch.setattr(sys.modules[ScapReader.__module__], "CHUNK", 50_001)
+    small, whole = read(path), frames(path)
+    pd.testing.assert_frame_equal(small.drop(columns="evt_args"), whole.drop(columns="evt_args"))
+    assert small.evt_args.tolist() == whole.evt_args.tolist()
+    assert small.attrs == whole.attrs
