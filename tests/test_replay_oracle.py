@@ -104,6 +104,9 @@ def test_arm64_zsh_check_says_what_is_missing(name, percent, expected):
     assert r["percent"] == percent and expected <= set(r["per_syscall"])
     assert "replay-complete" in r["remedy"]
     assert result["arch"] == "arm64" and result["verdict"] == "insufficient"
+    per = result["per_thread"]
+    assert sum(v["records"] for v in per.values()) == result["syscall_records"]
+    assert all(0 < v["incomplete"] < v["records"] for v in per.values())
     # `zsh -c '... exit 3'` three times: the exit status shows in procexit
     assert list(result["exit_status"].values()) == [3, 3, 3]
     assert set(log["nr"].dropna().astype(int)) >= {63, 64, 56}     # read, write, openat on arm64

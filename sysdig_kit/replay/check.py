@@ -210,6 +210,13 @@ def check(frame: pd.DataFrame, log: pd.DataFrame, manifest=None) -> dict:
 
     verdict = INSUFFICIENT if any(r["severity"] == INSUFFICIENT for r in reasons) else "sufficient"
     procexits = log[log["kind"] == "procexit"]
+    from .api import INCOMPLETE  # the replayer's own rule for a complete record
+
+    bad = sc["flags"].map(lambda f: bool(INCOMPLETE.intersection(f))).astype(bool)
+    per_thread = {
+        str(tid): {"proc_name": None if pd.isna(g["proc_name"].iloc[-1]) else g["proc_name"].iloc[-1],
+                   "records": len(g), "incomplete": int(bad[g.index].sum())}
+        for tid, g in sc.groupby("thread_tid")}
     return {
         "verdict": verdict,
         "source": frame.attrs.get("source"),
@@ -222,6 +229,7 @@ def check(frame: pd.DataFrame, log: pd.DataFrame, manifest=None) -> dict:
         "exit_status": {str(t): (None if pd.isna(r) else int(r))
                         for t, r in zip(procexits["thread_tid"], procexits["res"])},
         "manifest_drops": mdrops,
+        "per_thread": per_thread,
         "reasons": reasons,
     }
 
@@ -240,6 +248,10 @@ def render(result: dict) -> str:
             more = f", ... (+{len(top) - 12} more)" if len(top) > 12 else ""
             lines.append(f"    per syscall: {shown}{more}")
         lines.append(f"    remedy: {r['remedy']}")
+    if result.get("per_thread"):
+        lines.append("incomplete records per thread: " + ", ".join(
+            f"{t} ({v['proc_name']}) {v['incomplete']}/{v['records']}"
+            for t, v in list(result["per_thread"].items())[:12]))
     if result["exit_status"]:
         lines.append("exit status (procexit): " + ", ".join(
             f"tid {t}: {s}" for t, s in result["exit_status"].items()))
