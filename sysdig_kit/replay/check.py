@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from .pairing import write_back
+
 INSUFFICIENT, WARNING = "insufficient", "warning"
-# What the replay-complete driver patch set adds (docs/replay-complete.md).
-REPLAY_COMPLETE = frozenset({"rt_sigprocmask", "rt_sigaction", "wait4", "getrusage", "uname",
-                             "getrandom", "fstat", "newfstatat"})
+# Parameters only the replay-complete driver patch set writes (docs/replay-complete.md).
+REPLAY_COMPLETE_PARAMS = frozenset({"out", "out2", "stat"})
 
 
 def _per(s: pd.Series) -> dict[str, int]:
@@ -92,7 +93,7 @@ def check(frame: pd.DataFrame, log: pd.DataFrame, manifest=None) -> dict:
         snaplen = max(need)
         reasons.append(_reason(
             "truncated_buffer", INSUFFICIENT, len(trunc),
-            f"{len(trunc)} output buffers were cut at the snaplen (captured at most "
+            f"{len(trunc)} syscalls had output buffers cut at the snaplen (captured at most "
             f"{max(have)} bytes; the kernel wrote up to {snaplen})",
             f"capture with -s {snaplen} (the largest buffer the kernel reported)",
             total=int((sc["buffers"].map(lambda b: any(x["output"] for x in b))).sum()),
@@ -101,7 +102,7 @@ def check(frame: pd.DataFrame, log: pd.DataFrame, manifest=None) -> dict:
     nowb = sc[_has(sc, "no_write_back")]
     if len(nowb):
         per = _per(nowb["syscall"])
-        patched = set(per) & REPLAY_COMPLETE
+        patched = {n for n in per if REPLAY_COMPLETE_PARAMS & set(write_back().get(n, ()))}
         reasons.append(_reason(
             "no_write_back", INSUFFICIENT, len(nowb),
             f"{len(nowb)} syscalls may have written to the process's memory (struct stat, "
