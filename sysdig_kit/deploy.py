@@ -100,7 +100,7 @@ def deploy(profile, force: bool = False, log=print) -> dict:
         if changed:
             _install(c, d, inst, bundle_id, reload=st["loaded"])
         if changed or not st["loaded"]:
-            remote.run(c, ["insmod", f"{inst}/scap.ko"], timeout=60)
+            _load(c, inst)
         _wait_dev(c)
         smoke = _smoke(c, inst)
     took = round(time.monotonic() - t0, 1)
@@ -128,6 +128,14 @@ def _install(c, d: Path, inst: str, bundle_id: str, reload: bool) -> None:
                  f"rm -f /tmp/sysdig-kit-bundle.tar.gz && "
                  f"echo {q(bundle_id)} > {q(new + '/.bundle-id')} && "
                  f"rm -rf {q(inst)} && mv {q(new)} {q(inst)}", timeout=300)
+
+
+def _load(c, inst: str) -> None:
+    """insmod, unless the same driver got loaded meanwhile (another session on the board)."""
+    ko = shlex.quote(f"{inst}/scap.ko")
+    res = remote.sh(c, f"test -d /sys/module/{MODULE} || insmod {ko}", warn=True, timeout=60)
+    if not res.ok:
+        raise KitError(f"insmod {inst}/scap.ko failed on the board: {res.stderr.strip()}")
 
 
 def _wait_dev(c, timeout: float = 20) -> None:
