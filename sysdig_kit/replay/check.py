@@ -35,6 +35,14 @@ def _reason(code, severity, count, detail, remedy, total=None, per_syscall=None,
     return r
 
 
+def _dedicated_in_current_driver(names) -> list[str]:
+    """Of `names`, those the current driver's event table has a dedicated exit event for."""
+    from ..read import eventtable
+
+    table = eventtable.load(eventtable.NEW)
+    return [n for n in names if table.code.get((n, "<"))]
+
+
 def manifest_drops(path) -> int | None:
     """Kernel drops recorded in a capture manifest (sysdig's own statistics), if it has them."""
     if path is None or not Path(path).is_file():
@@ -72,17 +80,21 @@ def check(frame: pd.DataFrame, log: pd.DataFrame, manifest=None) -> dict:
             "sysdig was capturing"))
     nores = exits[exits["res"].isna()]
     if len(nores):
+        per = _per(nores["syscall"])
+        newer = _dedicated_in_current_driver(per)
         reasons.append(_reason(
             "no_return_value", INSUFFICIENT, len(nores),
             f"{len(nores)} of {len(exits)} syscall exits "
             f"({100.0 * len(nores) / len(exits):.1f} %) carry no return value: the driver "
             "records these syscalls as generic `syscall` events, which have none",
-            "no sysdig option restores them: build the driver with sysdig-kit's "
+            (f"the current driver (scap 0.23.2, sysdig 0.41.4) has events with a return "
+             f"value for {', '.join(newer)}; " if newer else "")
+            + f"no sysdig option restores {'the others' if newer else 'them'}: build the driver with sysdig-kit's "
             "replay-complete patch set (generic exits get `res`; board profile: "
             "sysdig.driver_patches: [replay-complete], docs/replay-complete.md), or record "
             "them with your own hook (sysdig-kit decode-hooklog); if the replay does not "
             "need them, exclude them with a filter (evt.type!=...)",
-            total=len(exits), per_syscall=_per(nores["syscall"])))
+            total=len(exits), per_syscall=per))
 
     trunc = sc[_has(sc, "truncated_buffer")]
     if len(trunc):
