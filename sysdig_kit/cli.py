@@ -62,14 +62,33 @@ def _read_kw(capture, fmt, date, tz) -> dict:
     return kw
 
 
-def _reading(capture, fn):
-    """Run fn(); turn I/O and decoding failures of a bad capture into one-line errors."""
+def _bad_capture() -> tuple:
+    """What reading a bad capture can raise (zlib: a corrupt gzip stream)."""
     import zlib
 
+    return (OSError, EOFError, zlib.error, UnicodeError, ValueError)
+
+
+def _reading(capture, fn):
+    """Run fn(); turn I/O and decoding failures of a bad capture into one-line errors."""
     try:
         return fn()
-    except (OSError, EOFError, zlib.error, UnicodeError, ValueError) as exc:
+    except _bad_capture() as exc:
         raise KitError(f"{capture}: cannot read it: {exc}") from None
+
+
+def _read_errors(capture, frames):
+    """The frames, with a bad capture's failures turned into one-line errors (so that the
+    writer's own OSErrors stay the writer's)."""
+    it = iter(frames)
+    while True:
+        try:
+            df = next(it)
+        except StopIteration:
+            return
+        except _bad_capture() as exc:
+            raise KitError(f"{capture}: cannot read it: {exc}") from None
+        yield df
 
 
 @main.command("convert")
@@ -79,29 +98,37 @@ def _reading(capture, fn):
 @_FMT
 @_DATE
 @_TZ
-def convert_cmd(capture, output, fmt, date, tz):
+@click.option("--batch-size", default=1_000_000, show_default=True, metavar="EVENTS",
+              help="Events read and written at a time (one Parquet row group each).")
+def convert_cmd(capture, output, fmt, date, tz, batch_size):
     """Read CAPTURE into the event frame and save it as Parquet.
 
     CAPTURE is a sysdig capture (.scap, plain or gzip), or what `sysdig -r` printed: its
-    default text, the kit's own text format (`sysdig-kit capture` writes it), or JSON (-j).
-    The frame (one row per event, columns named after sysdig's fields, see docs/frame.md)
-    keeps its metadata (format, arch, warnings...) in the Parquet file.
+    default text, the kit's lossless text format (sysdig_kit.read.text.KIT_SYSDIG_ARGS), or
+    JSON (-j). The frame (one row per event, columns named after sysdig's fields, see
+    docs/frame.md) keeps its metadata (format, arch, warnings...) in the Parquet file.
+    Captures larger than memory are fine: they are converted --batch-size events at a time.
 
     \b
     Example:  sysdig-kit convert trace.scap -o trace.parquet
     Then:     pandas.read_parquet("trace.parquet")  or  sysdig_kit.read.frame.read_parquet(...)
     """
-    from .read import read
-    from .read.frame import to_parquet
+    from pathlib import Path
+
+    from .read import iter_batches
+    from .read.frame import write_batches
 
     kw = _read_kw(capture, fmt, date, tz)
-    df = _reading(capture, lambda: read(capture, fmt=fmt, **kw))
+    if Path(output).is_dir():
+        raise KitError(f"cannot write {output}: is a directory")
+    # batch by batch: memory stays that of one batch, whatever the capture's size
+    frames = _read_errors(capture, iter_batches(capture, batch_size=batch_size, fmt=fmt, **kw))
     try:
-        to_parquet(df, output)
+        rows, attrs = write_batches(frames, output)
     except OSError as exc:
         raise KitError(f"cannot write {output}: {exc.strerror or exc}") from None
-    click.echo(f"{output}: {len(df):,} events ({df.attrs.get('format')})")
-    for w in df.attrs.get("warnings") or []:
+    click.echo(f"{output}: {rows:,} events ({attrs.get('format')})")
+    for w in attrs.get("warnings") or []:
         click.echo(f"warning: {w}", err=True)
 
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from test_read_text import (
     ARM64,
@@ -72,6 +73,23 @@ def test_convert_every_format(kind, work):
     plain = pd.read_parquet(out)  # plain pandas gets the nullable ints and attrs too
     assert str(plain["evt_rawres"].dtype) == "Int64" and plain.attrs["format"] == want.attrs["format"]
     assert not [p for p in work.iterdir() if p.name.startswith(f".{out.name}")]  # no temp left
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("kind", ["scap", "text"])
+def test_convert_in_batches(kind, work):
+    """--batch-size: one row group per batch, the same frame as one read."""
+    src = INSPECT if kind == "scap" else sysdig_out(INSPECT)
+    extra = [] if kind == "scap" else ["--date", "2017-09-23"]
+    out = work / f"batches-{kind}.parquet"
+    kit("convert", src, "-o", out, "--batch-size", "1000", *extra, check=0)
+    assert pq.ParquetFile(out).metadata.num_row_groups >= 10
+    back = read_parquet(out)
+    check_frame(back)
+    want = read(src, **({"date": "2017-09-23"} if extra else {}))
+    pd.testing.assert_frame_equal(back.astype({"evt_type": str}), want.astype({"evt_type": str}))
+    assert back.attrs == want.attrs
+    assert_matches_oracle(back, oracle(INSPECT))
 
 
 @pytest.mark.oracle

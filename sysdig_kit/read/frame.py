@@ -155,10 +155,7 @@ def check_frame(df: pd.DataFrame) -> None:
         assert k in df.attrs, f"df.attrs lacks {k!r}"
 
 
-def to_parquet(df: pd.DataFrame, path) -> Path:
-    """Write df to Parquet atomically (temp file in the same directory, then rename), with
-    df.attrs kept in the file's metadata so `read_parquet` gives them back."""
-    path = Path(path)
+def _table(df: pd.DataFrame, attrs: dict) -> pa.Table:
     table = pa.Table.from_pandas(df, preserve_index=False)
     # pandas' metadata names the list<struct> dtype in a form pandas cannot parse back: call
     # it object, so plain pandas.read_parquet works; read_parquet below restores ArrowDtype.
@@ -168,18 +165,65 @@ def to_parquet(df: pd.DataFrame, path) -> Path:
         for col in pmeta.get("columns", []):
             if "[pyarrow]" in str(col.get("numpy_type")):
                 col["numpy_type"] = "object"
-        meta[b"pandas"] = json.dumps(pmeta).encode()
-    meta[_PARQUET_KEY] = json.dumps(df.attrs, default=str).encode()
-    table = table.replace_schema_metadata(meta)
+        pmeta["attributes"] = attrs
+        meta[b"pandas"] = json.dumps(pmeta, default=str).encode()
+    meta[_PARQUET_KEY] = json.dumps(attrs, default=str).encode()
+    # one dictionary type for the category columns, whatever a batch's categories
+    fields = [pa.field(f.name, pa.dictionary(pa.int32(), pa.string()))
+              if pa.types.is_dictionary(f.type) else f for f in table.schema]
+    return table.cast(pa.schema(fields, metadata=meta))
+
+
+def _atomic(path: Path, write) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     os.close(fd)
     try:
-        pq.write_table(table, tmp)
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def to_parquet(df: pd.DataFrame, path) -> Path:
+    """Write df to Parquet atomically (temp file in the same directory, then rename), with
+    df.attrs kept in the file's metadata so `read_parquet` gives them back."""
+    table = _table(df, df.attrs)
+    return _atomic(Path(path), lambda tmp: pq.write_table(table, tmp))
+
+
+def write_batches(frames, path) -> tuple[int, dict]:
+    """Write frames of one capture (e.g. `read.iter_batches`) into one Parquet file, a row
+    group per frame, atomically; memory stays that of one frame. Returns (rows, attrs): the
+    last frame's attrs with every frame's warnings, which the file keeps too."""
+    state = {"rows": 0, "attrs": {}, "warnings": []}
+
+    def write(tmp):
+        writer = None
+        try:
+            for df in frames:
+                state["rows"] += len(df)
+                state["attrs"] = dict(df.attrs)
+                state["warnings"] += [w for w in df.attrs.get("warnings") or []
+                                      if w not in state["warnings"]]
+                table = _table(df, df.attrs)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table.cast(writer.schema))
+            if writer is None:
+                raise ValueError("no frames to write")
+            attrs = {**state["attrs"], "warnings": state["warnings"]}
+            state["attrs"] = attrs
+            # the footer is written last: it carries the attrs known only at the end
+            writer.add_key_value_metadata(
+                {_PARQUET_KEY.decode(): json.dumps(attrs, default=str)})
+        finally:
+            if writer is not None:
+                writer.close()
+
+    _atomic(Path(path), write)
+    return state["rows"], state["attrs"]
 
 
 def read_parquet(path) -> pd.DataFrame:
