@@ -47,6 +47,7 @@ class ScapReader:
         if len(frames) == 1:
             return frames[0]
         types = union_categoricals([f["evt_type"].array for f in frames])
+        types = types.reorder_categories(sorted(types.categories))
         df = pd.concat(frames, ignore_index=True)
         df["evt_type"] = types
         df.attrs = dict(frames[-1].attrs)
@@ -87,7 +88,9 @@ def _frames(path: Path, batch_size: int | None, table_name: str | None):
                 set_attrs(df, source=str(path), format="scap", args_encoding="scap",
                           scap_version=meta.scap_version, event_table=table.name, arch=arch)
                 df.attrs["hostname"] = meta.hostname
-                if prev is not None:
+                if len(df) == 0 and prev is not None:  # only hidden events in this batch
+                    continue
+                if prev is not None and len(prev):
                     yield prev
                 prev = df
             more = src.read(max(CHUNK, chunk.need - (len(buf) - chunk.rest)))
@@ -175,8 +178,14 @@ def _types(u8, ev, table, rows, etype, nparams, first) -> pd.Categorical:
                 code_of[nm] = len(vocab)
                 vocab.append(nm)
             codes[gen[inv == k]] = code_of[nm]
-    c = pd.Categorical.from_codes(codes, categories=vocab)
-    return c.remove_unused_categories()
+    # categories: the names present, sorted (the same however the capture was chunked)
+    used = np.unique(codes)
+    names = np.array([vocab[u] for u in used], dtype=object)
+    order = np.argsort(names, kind="stable")
+    recode = np.zeros(len(vocab), dtype=np.int32)
+    recode[used[order]] = np.arange(len(used), dtype=np.int32)
+    cats = pd.Index(names[order].tolist(), dtype="str")
+    return pd.Categorical.from_codes(recode[codes], dtype=pd.CategoricalDtype(cats))
 
 
 def _rawres(u8, ev, table, rows, etype, nparams, first) -> pd.arrays.IntegerArray:
