@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -175,8 +175,9 @@ def _table(df: pd.DataFrame, attrs: dict) -> pa.Table:
 
 
 def _atomic(path: Path, write) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    os.close(fd)
+    # a fresh name beside the target (same file system, so the rename is atomic), created by
+    # the writer with the usual permissions (mkstemp would make it 0600)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
     try:
         write(tmp)
         os.replace(tmp, path)
