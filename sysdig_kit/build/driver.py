@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from ..errors import KitError
-from . import images
+from . import images, kernel
 
 PATCHES = Path(__file__).resolve().parent / "patches"
 
@@ -81,6 +81,8 @@ def build(c, profile, image: str, release: str, kdir: str, mounts: dict, stage: 
     except KitError as exc:
         marker = next((ln for ln in log.read_text().splitlines() if ln.startswith("KIT-ERROR")),
                       None)
+        if marker and profile.kernel["source"] != "debian-headers":
+            kernel.check_release(Path(kdir), release)
         if marker:
             raise KitError(f"{marker[11:]}; set kernel.release / the tree's CONFIG_LOCALVERSION "
                            f"so they agree (log: {log})") from None

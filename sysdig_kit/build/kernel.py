@@ -50,14 +50,15 @@ def check_tree(tree: str | Path, arch: str, release: str | None) -> Path:
     if not release:
         raise KitError("kernel.release is not set in the board profile: set it to the board's "
                        "`uname -r` (the module's vermagic must equal it exactly)")
-    have = tree_release(t)
-    if have is not None and have != release:
-        raise KitError(release_mismatch(have, release, t))
     return t
 
 
-def release_mismatch(have: str, want: str, where) -> str:
-    return (f"kernel release mismatch: {where} builds for {have!r} but the board runs {want!r} "
-            "(`uname -r`); the board refuses a module whose vermagic differs. Configure the tree "
-            "with the board's release (CONFIG_LOCALVERSION, or the exact build that made the "
-            "board's kernel)")
+def check_release(tree: Path, release: str) -> None:
+    """After `modules_prepare` (in the container): the tree's release is the board's."""
+    have = tree_release(tree)
+    if have != release:
+        raise KitError(
+            f"kernel release mismatch: {tree} builds for {have!r} but the board runs {release!r} "
+            "(`uname -r`, kernel.release); the board refuses a module whose vermagic differs. "
+            "Use the tree that built the board's kernel, or set its version (Makefile "
+            "SUBLEVEL/EXTRAVERSION, CONFIG_LOCALVERSION) to give exactly that release")

@@ -86,7 +86,9 @@ clone() {  # URL REF DIR: a tag/branch shallowly, else any commit
 clone "$LIBS_GIT" "$LIBS_REF" /src/libs
 clone "$SYSDIG_GIT" "$SYSDIG_REF" /src/sysdig
 mkdir -p /build && cd /build
+# `-include cstdint`: releases older than GCC 13 relied on <cstdint> coming in transitively.
 cmake -DCMAKE_TOOLCHAIN_FILE=/toolchain.cmake -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_CXX_FLAGS="-include cstdint" \
   -DUSE_BUNDLED_DEPS=OFF -DFALCOSECURITY_LIBS_SOURCE_DIR=/src/libs \
   -DDRIVER_SOURCE_DIR=/src/libs/driver -DSYSDIG_VERSION="$SYSDIG_REF" \
   -DBUILD_DRIVER=OFF -DBUILD_BPF=OFF -DBUILD_SYSDIG_MODERN_BPF=OFF -DBUILD_LIBSCAP_MODERN_BPF=OFF \
