@@ -107,14 +107,17 @@ class Pairer:
 
     `feed` returns the records begun in that frame, in order of their first event; a record
     whose exit has not come yet is completed in place by a later `feed` or by `finish`
-    (`done` tells which are final). `exit_only` is decided from the first frame that has
-    syscall events: any syscall enter means the enter+exit era."""
+    (`done` tells which are final). The era is decided from the first frame that has
+    syscall events: old drivers send an enter per exit, current ones exits only (and at most
+    enters for a few TOCTOU-sensitive syscalls). A lone exit is `unpaired_exit` in the
+    enter+exit era, or when its syscall is one that has enter events in the capture."""
 
     def __init__(self):
         self.pending: dict[int, _Rec] = {}
         self.seen: set[int] = set()
         self.seq: dict[int, int] = {}
         self.exit_only: bool | None = None
+        self.enter_types: set[str] = set()
 
     def _new(self, rec: _Rec) -> _Rec:
         rec.seq = self.seq.get(rec.tid, 0)
@@ -132,10 +135,12 @@ class Pairer:
         return self.pending.get(rec.tid) is not rec
 
     def feed(self, df: pd.DataFrame) -> list[_Rec]:
-        if self.exit_only is None:
-            types = df["evt_type"].astype(str)
-            if (~types.isin(NON_SYSCALL)).any():
-                self.exit_only = not (df.loc[~types.isin(NON_SYSCALL), "evt_dir"] == ">").any()
+        syscall = ~df["evt_type"].astype(str).isin(NON_SYSCALL)
+        enters = df.loc[syscall & (df["evt_dir"] == ">").to_numpy(), "evt_type"].astype(str)
+        self.enter_types.update(enters.unique())
+        if self.exit_only is None and syscall.any():
+            exits = int((syscall & (df["evt_dir"] == "<").to_numpy()).sum())
+            self.exit_only = len(enters) * 3 < exits
         pending, out = self.pending, []
         for ev in _events(df):
             first = ev.tid not in self.seen
@@ -171,7 +176,7 @@ class Pairer:
             rec = self._new(_Rec(ev.tid, exit=ev))
             if first and ev.type in CLONES and ev.res == 0:
                 rec.flags.append("clone_child")  # the child's side of its own creation
-            elif not self.exit_only:
+            elif not self.exit_only or ev.type in self.enter_types:
                 rec.flags.append("unpaired_exit")
                 if first:
                     rec.flags.append("capture_start")
