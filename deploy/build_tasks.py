@@ -53,14 +53,9 @@ def build(c, board=None, force=False):
 @_kit_errors
 def images(c, board=None):
     """Build (or find cached) the Docker builder images of a board profile and list them."""
+    from sysdig_kit import build as _b
+    from sysdig_kit import paths
     from sysdig_kit.build import images as _images
 
     p = profiles.load(board or profiles.default_board())
-    pair = profiles.pair(p)
-    cl = _images.client()
-    text = _images.render("builder", debian_release=pair["debian_release"], arch=p.arch,
-                          gnu_triplet=p.cross_prefix.rstrip("-"), kernel_source=p.kernel["source"])
-    from sysdig_kit import paths
-
-    print(_images.ensure(cl, f"builder-{pair['debian_release']}", text,
-                         paths.cache_dir("logs", p.name)))
+    print(_b.builder_image(_images.client(), p, paths.cache_dir("logs", p.name)))

@@ -39,6 +39,15 @@ def _kernel(profile) -> tuple[str | None, str, dict]:
     return k["release"], str(tree), mounts
 
 
+def builder_image(c, profile: profiles.Profile, logs: Path) -> str:
+    """The builder image of a profile (one per suite and kernel flavour), built when missing."""
+    suite, ksrc = profile.sysdig["debian_release"], profile.kernel["source"]
+    text = images.render("builder", debian_release=suite, arch=profile.arch,
+                         gnu_triplet=profile.cross_prefix.rstrip("-"), kernel_source=ksrc)
+    name = f"builder-{suite}" + ("" if ksrc == "debian-headers" else "-tree")
+    return images.ensure(c, name, text, logs)
+
+
 def build(profile: profiles.Profile, force: bool = False) -> Path:
     """Build (or find current) the bundle of PROFILE; returns the bundle folder."""
     t0 = time.monotonic()
@@ -46,10 +55,7 @@ def build(profile: profiles.Profile, force: bool = False) -> Path:
     release, kdir, mounts = _kernel(profile)
     c = images.client()
     logs = paths.cache_dir("logs", profile.name)
-    dockerfile = images.render("builder", debian_release=pair["debian_release"],
-                               arch=profile.arch, gnu_triplet=profile.cross_prefix.rstrip("-"),
-                               kernel_source=profile.kernel["source"])
-    image = images.ensure(c, f"builder-{pair['debian_release']}", dockerfile, logs)
+    image = builder_image(c, profile, logs)
     if release is None:
         release = images.read_file(c, image, "/kit/kernel-release")
     if not kdir:

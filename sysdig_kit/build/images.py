@@ -84,6 +84,13 @@ def ensure(c: docker.DockerClient, name: str, dockerfile: str, log_dir: Path) ->
                 raise KitError(f"building image {tag} failed:\n" + "\n".join(tail)
                                + f"\nfull log: {log}")
     console.print(f"built image {tag} (log: {log})")
+    for old in c.images.list(name=f"sysdig-kit/{name}"):  # earlier inputs: ~1 GB each
+        for t in old.tags:
+            if t != tag:
+                try:
+                    c.images.remove(t)
+                except docker.errors.APIError:
+                    pass  # in use by a container: leave it
     return tag
 
 
