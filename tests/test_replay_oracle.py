@@ -1,7 +1,7 @@
 """The replay log and `check` against real sysdig on real captures: every exit event sysdig
 prints with a return value is in the log with the same value, and check's counts equal counts
 derived from sysdig's own output. sysdig 0.29.3 (/usr/bin/sysdig) judges the enter+exit era,
-sysdig 0.41.4 (chroot of tests/setup/20-sysdig-sid.sh) the exit-only era. Runs in ~15 s."""
+sysdig 0.41.4 (chroot of tests/setup/20-sysdig-sid.sh) the exit-only era. Runs in ~20 s."""
 
 from __future__ import annotations
 

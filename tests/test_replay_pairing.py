@@ -164,7 +164,7 @@ def _syscall_events(evs):
     return [(i + 1, e) for i, e in enumerate(evs) if e[2] != "procexit"]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(streams(), st.booleans())
 def test_property_no_record_lost_or_invented(evs, exit_only):
     if exit_only:
@@ -250,7 +250,7 @@ def test_execve_from_a_non_leader_thread_returns_in_the_leader():
     assert log["thread_tid"].iloc[0] == 101 and log["evt_num"].iloc[0] == 2
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(streams(), st.lists(st.integers(1, 40), min_size=1, max_size=8))
 def test_property_streaming_gives_the_same_records(evs, cuts):
     """build_batches over any split of the frame = build over the whole frame (when the
