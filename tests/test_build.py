@@ -57,6 +57,9 @@ def test_sysdig_wrapper_runs_under_qemu_user(qemu_bundle):
     r = subprocess.run([str(qemu_bundle / "sysdig/bin/sysdig"), "--version"],
                        capture_output=True, text=True, timeout=120, check=True)
     assert r.stdout.startswith("sysdig version 0.41.4")
+    # The process is named sysdig (pgrep, comm), not after the loader.
+    assert (qemu_bundle / "sysdig/libexec/sysdig").read_bytes() == \
+        (qemu_bundle / "sysdig/lib/ld-linux-aarch64.so.1").read_bytes()
 
 
 def test_second_build_is_a_noop(qemu_bundle):

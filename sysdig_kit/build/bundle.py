@@ -18,7 +18,8 @@ from .driver import sha256
 
 EM_AARCH64 = 183
 RUN_NOTE = ("<install dir>/sysdig/bin/sysdig: a sh wrapper running sysdig/bin/sysdig.bin with the "
-            "bundled loader and sysdig/lib/ (glibc included); relocatable, any arm64 glibc userland")
+            "bundled loader (sysdig/libexec/sysdig, so the process is named sysdig) and "
+            "sysdig/lib/ (glibc included); relocatable, needs no libraries from the board")
 
 
 def load_manifest(path: str | Path) -> dict:
@@ -54,7 +55,7 @@ def sysdig_version(tree: Path) -> str:
     if not qemu:
         raise KitError("qemu-user is needed to verify the arm64 sysdig: apt-get install "
                        "qemu-user-static")
-    cmd = [qemu, str(tree / "lib" / "ld-linux-aarch64.so.1"), "--library-path", str(tree / "lib"),
+    cmd = [qemu, str(tree / "libexec" / "sysdig"), "--library-path", str(tree / "lib"),
            "--argv0", "sysdig", str(tree / "bin" / "sysdig.bin"), "--version"]
     r = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
     if r.returncode != 0 or "sysdig version" not in r.stdout:

@@ -2,6 +2,7 @@
 
 Both write the same relocatable tree into STAGE/sysdig/:
   bin/sysdig      a sh wrapper: runs bin/sysdig.bin with the bundled loader and lib/
+  libexec/sysdig  the bundled loader (ld-linux-aarch64.so.1), named so the process is `sysdig`
   bin/sysdig.bin  the arm64 executable
   lib/            every shared library it needs, glibc and its loader included
 so `<install dir>/sysdig/bin/sysdig` runs on any arm64 glibc userland, whatever its release.
@@ -23,7 +24,7 @@ from . import images
 WRAPPER = """#!/bin/sh
 # sysdig {version} ({origin}), run with its own loader and libraries: relocatable.
 d=$(dirname "$(readlink -f "$0")")/..
-exec "$d/lib/ld-linux-aarch64.so.1" --library-path "$d/lib" --argv0 sysdig "$d/bin/sysdig.bin" "$@"
+exec "$d/libexec/sysdig" --library-path "$d/lib" --argv0 sysdig "$d/bin/sysdig.bin" "$@"
 """
 
 # Collects an unpacked root (ROOT) into /out/sysdig; shared by both providers.
@@ -37,6 +38,9 @@ done
 rm -f /out/sysdig/lib/ld-linux-aarch64.so.1
 cp -L "$(ls "$ROOT"/lib/ld-linux-aarch64.so.1 "$ROOT"/usr/lib/$TRIPLET/ld-linux-aarch64.so.1 \
   "$ROOT"/lib/$TRIPLET/ld-linux-aarch64.so.1 2>/dev/null | head -n1)" /out/sysdig/lib/
+# The loader again as libexec/sysdig: the process is named after the file exec'd, so the
+# running sysdig shows as `sysdig` (comm, pgrep, proc.name), not `ld-linux-aarch6`.
+mkdir -p /out/sysdig/libexec && cp /out/sysdig/lib/ld-linux-aarch64.so.1 /out/sysdig/libexec/sysdig
 """
 
 DEBIAN = r"""
