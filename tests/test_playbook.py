@@ -140,6 +140,21 @@ def test_failing_workload_names_its_line(tmp_path):
     assert "no-such-dir-kit" in msg
 
 
+def test_timeout_kills_the_workload_and_says_so(tmp_path):
+    import time
+
+    p = _pb(tmp_path, SMALL.replace("timeout: 60", "timeout: 1").replace(
+        '"ls -R /usr/share/doc/python3"', '"sleep 30 & sleep 30"'))
+    t0 = time.monotonic()
+    with pytest.raises(KitError, match=r"p\.yaml:5: workload 'ls-doc' failed .*timed out after 1 s"):
+        runner.run(playbook.load(p), out=tmp_path / "o", quiet=True)
+    assert time.monotonic() - t0 < 20
+    # the whole process group went: no `sleep 30` of ours is left
+    left = subprocess.run(["pgrep", "-f", "^sleep 30$"], capture_output=True, text=True,
+                          check=False).stdout.split()
+    assert not left
+
+
 def test_run_script_quotes_and_sysdig_command():
     w = playbook.Workload("w", "echo 'it''s' $HOME; exit 0", 3)
     text = runner.script("/tmp/d x", w, playbook.Variant("sysdig-s80", "sysdig", 80),

@@ -40,14 +40,18 @@ RESULT_COLUMNS = ["board", "workload", "variant", "tool", "snaplen", "run", "war
 
 # --- the run script ---------------------------------------------------------------------------
 
-def script(d: str, w: Workload, v: Variant, sysdig: str = "sysdig") -> str:
-    """The shell script of one run in work folder `d` (fixed text of ours; every value quoted)."""
+def script(d: str, w: Workload, v: Variant, sysdig: str = "sysdig", timeout: float = 600) -> str:
+    """The shell script of one run in work folder `d` (fixed text of ours; every value quoted).
+
+    The workload runs under coreutils `timeout`, which kills its whole process group (strace
+    and its tracees too), so a run that overruns leaves nothing behind on the board."""
     from ..capture import Options, sysdig_argv
 
     q = shlex.quote
     lines = [f"d={q(d)}", 'rm -rf "$d"; mkdir -p "$d" && cd "$d" || exit 90',
              f'cp /bin/sh "$d/{WORKLOAD_COMM}" || exit 91']
     run = f'"$d/{WORKLOAD_COMM}" -c {q(w.run)}'
+    limit = f"timeout -k 5 {max(1, round(timeout))}"
     if v.tool == "sysdig":
         o = Options(proc=WORKLOAD_COMM, follow_children=True, snaplen=v.snaplen)
         argv = sysdig_argv(o, f"{d}/capture.scap", sysdig)
@@ -59,7 +63,7 @@ def script(d: str, w: Workload, v: Variant, sysdig: str = "sysdig") -> str:
                    'cat "$d/sysdig.log"; exit 92; }')]
     elif v.tool == "strace":
         run = f'strace -f -ttt -qq -o "$d/strace.txt" {run}'
-    lines += ["t0=$(date +%s%N)", f'{run} >/dev/null 2>"$d/err" </dev/null', "rc=$?",
+    lines += ["t0=$(date +%s%N)", f'{limit} {run} >/dev/null 2>"$d/err" </dev/null', "rc=$?",
               "t1=$(date +%s%N)",
               # `times` in this shell (a $(...) subshell would report its own, empty, children)
               'times >"$d/times"', 'set -- $(cat "$d/times")',
@@ -267,20 +271,28 @@ def run(pb: Playbook, out: str | Path | None = None, skip_unsupported: bool = Fa
                         raise KitError(f"{pb.source}:{w.line}: workload {w.name!r} failed on "
                                        f"board {r['board']} (rc {r['rc']}): {r['error']}")
                 rows += new
+                _table(rows, pb, out, partial=True)  # a stopped playbook keeps what ran
                 bar.advance(job)
     finally:
         target.run(f"rm -rf {shlex.quote(work)}", 60)
         target.close()
+    results = _table(rows, pb, out)
+    if not quiet:
+        console.print(f"{pb.name}: {len(results)} runs -> {out}/results.csv, results.parquet"
+                      + (", captures/ (Parquet dataset)" if dataset else ""))
+    return results
+
+
+def _table(rows: list[dict], pb: Playbook, out: Path, partial: bool = False) -> pd.DataFrame:
+    """The results table; written to results.csv (+ .parquet when complete)."""
     results = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     results = results.astype({"snaplen": "Int64", "rc": "Int64", "events": "Int64",
                               "drops": "Int64", "capture_bytes": "Int64"})
     results.attrs = {"playbook": str(pb.source), "boards": pb.boards}
     out.mkdir(parents=True, exist_ok=True)
     results.to_csv(out / "results.csv", index=False)
-    results.to_parquet(out / "results.parquet", index=False)
-    if not quiet:
-        console.print(f"{pb.name}: {len(results)} runs -> {out}/results.csv, results.parquet"
-                      + (", captures/ (Parquet dataset)" if dataset else ""))
+    if not partial:
+        results.to_parquet(out / "results.parquet", index=False)
     return results
 
 
@@ -300,8 +312,8 @@ def _one(target, d: str, out: Path, w: Workload, v: Variant, k: int, warm: bool,
     rows = []
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     # One sysdig path per board; boards of one group share the install dir in practice.
-    text = script(d, w, v, target.sysdig(target.boards[0]))
-    res = target.run(text, timeout)
+    text = script(d, w, v, target.sysdig(target.boards[0]), timeout)
+    res = target.run(text, timeout + 180)  # + sysdig's start and stop
     capfile = {"sysdig": "capture.scap", "strace": "strace.txt"}.get(v.tool)
     fetched, err_fetch = {}, None
     if capfile and not warm and any(r.rc == 0 for r in res.values()):
@@ -318,6 +330,8 @@ def _one(target, d: str, out: Path, w: Workload, v: Variant, k: int, warm: bool,
         if not ok:
             tail = (p["stderr"] or r.stderr).strip().splitlines()[-1:]
             err = tail[0][:300] if tail else f"no error output (exit status {rc})"
+            if rc == 124:
+                err = f"timed out after {timeout:g} s (playbook timeout)"
             if "sysdig_failed" in p:
                 err = f"sysdig did not start: {p['sysdig_log'].strip()[-300:] or r.stdout[-300:]}"
         row = {"board": board, "workload": w.name, "variant": v.name, "tool": v.tool,
