@@ -8,6 +8,6 @@ subpackage `sysdig_kit.read`, whose other names are imported with
 __version__ = "0.1.0"
 
 # Binding the function after the subpackage is imported keeps `sysdig_kit.read` callable.
-from .read import iter_batches, read  # noqa: E402
+from .read import iter_batches, read
 
-__all__ = ["read", "iter_batches", "__version__"]
+__all__ = ["__version__", "iter_batches", "read"]
