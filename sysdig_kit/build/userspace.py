@@ -19,6 +19,7 @@ import os
 import shutil
 from pathlib import Path
 
+from .. import paths
 from . import images
 
 WRAPPER = """#!/bin/sh
@@ -82,33 +83,38 @@ class Debian:
 SOURCE = r"""
 set -euo pipefail
 git config --global safe.directory '*'
-clone() {  # URL REF DIR: a tag/branch shallowly, else any commit
-  git clone -q --depth 1 --branch "$2" "$1" "$3" 2>/dev/null \
-    || { rm -rf "$3"; git clone -q "$1" "$3" && git -C "$3" checkout -q "$2"; }
+# /w is a cache folder per (sysdig ref, libs ref): a rerun reuses the trees and the build.
+clone() {  # URL REF DIR: a tag/branch shallowly, else any commit; kept when already there
+  if [ ! -e "$3/.kit-cloned" ]; then
+    rm -rf "$3"
+    git clone -q --depth 1 --branch "$2" "$1" "$3" 2>/dev/null \
+      || { rm -rf "$3"; git clone -q "$1" "$3" && git -C "$3" checkout -q "$2"; }
+    touch "$3/.kit-cloned"
+  fi
   git -C "$3" rev-parse HEAD > "/out/.commit-$(basename "$3")"
 }
-clone "$LIBS_GIT" "$LIBS_REF" /src/libs
-clone "$SYSDIG_GIT" "$SYSDIG_REF" /src/sysdig
-mkdir -p /build && cd /build
+clone "$LIBS_GIT" "$LIBS_REF" /w/src/libs
+clone "$SYSDIG_GIT" "$SYSDIG_REF" /w/src/sysdig
+mkdir -p /w/build && cd /w/build
 # `-include cstdint`: releases older than GCC 13 relied on <cstdint> coming in transitively.
 cmake -DCMAKE_TOOLCHAIN_FILE=/toolchain.cmake -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CXX_FLAGS="-include cstdint" \
-  -DUSE_BUNDLED_DEPS=OFF -DFALCOSECURITY_LIBS_SOURCE_DIR=/src/libs \
-  -DDRIVER_SOURCE_DIR=/src/libs/driver -DSYSDIG_VERSION="$SYSDIG_REF" \
+  -DUSE_BUNDLED_DEPS=OFF -DFALCOSECURITY_LIBS_SOURCE_DIR=/w/src/libs \
+  -DDRIVER_SOURCE_DIR=/w/src/libs/driver -DSYSDIG_VERSION="$SYSDIG_REF" \
   -DBUILD_DRIVER=OFF -DBUILD_BPF=OFF -DBUILD_SYSDIG_MODERN_BPF=OFF -DBUILD_LIBSCAP_MODERN_BPF=OFF \
   -DBUILD_LIBSCAP_GVISOR=OFF -DCREATE_TEST_TARGETS=OFF -DMINIMAL_BUILD=ON \
   -DUSE_BUNDLED_TBB=OFF -DUSE_BUNDLED_JSONCPP=OFF -DUSE_BUNDLED_VALIJSON=OFF -DUSE_BUNDLED_RE2=OFF -DUSE_BUNDLED_B64=OFF -DUSE_BUNDLED_ZLIB=OFF -DUSE_BUNDLED_LUAJIT=OFF \
-  -DUSE_BUNDLED_NJSON=OFF -DUSE_BUNDLED_YAMLCPP=OFF -DUSE_BUNDLED_NCURSES=OFF -DUSE_BUNDLED_JQ=OFF -DUSE_BUNDLED_ONIGURUMA=OFF -DUSE_BUNDLED_UTHASH=OFF /src/sysdig
+  -DUSE_BUNDLED_NJSON=OFF -DUSE_BUNDLED_YAMLCPP=OFF -DUSE_BUNDLED_NCURSES=OFF -DUSE_BUNDLED_JQ=OFF -DUSE_BUNDLED_ONIGURUMA=OFF -DUSE_BUNDLED_UTHASH=OFF /w/src/sysdig
 make -j"$(nproc)" sysdig
 mkdir -p "$ROOT/usr/bin" "$ROOT/usr/lib/$TRIPLET"
-cp "$(find /build -type f -name sysdig -perm -u+x | head -n1)" "$ROOT/usr/bin/sysdig"
+cp /w/build/userspace/sysdig/sysdig "$ROOT/usr/bin/sysdig"
 # The shared libraries it needs: DT_NEEDED, transitively, from the suite's arm64 libraries.
 todo="$ROOT/usr/bin/sysdig"
 while [ -n "$todo" ]; do
   f=${todo%% *}; todo=${todo#"$f"}; todo=${todo# }
   for n in $($TRIPLET-readelf -d "$f" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p'); do
     [ -e "$ROOT/usr/lib/$TRIPLET/$n" ] && continue
-    src=$(ls /usr/lib/$TRIPLET/$n /lib/$TRIPLET/$n /usr/$TRIPLET/lib/$n 2>/dev/null | head -n1)
+    src=$(ls /usr/lib/$TRIPLET/$n /lib/$TRIPLET/$n /usr/$TRIPLET/lib/$n 2>/dev/null | head -n1 || true)
     [ -n "$src" ] || { echo "KIT-ERROR: $n (needed by $f) not found"; exit 3; }
     cp -L "$src" "$ROOT/usr/lib/$TRIPLET/$n"; todo="$todo $ROOT/usr/lib/$TRIPLET/$n"; todo=${todo# }
   done
@@ -140,7 +146,8 @@ class Source:
                "LIBS_GIT": p["libs_git"], "LIBS_REF": p["libs_ref"],
                "SYSDIG_GIT": p["sysdig_git"], "SYSDIG_REF": p["sysdig_ref"],
                "KIT_UID": str(os.getuid()), "KIT_GID": str(os.getgid())}
-        volumes = {str(stage): {"bind": "/out", "mode": "rw"}}
+        work = paths.cache_dir("source-build", f"sysdig-{p['sysdig_ref']}_libs-{p['libs_ref']}")
+        volumes = {str(stage): {"bind": "/out", "mode": "rw"}, str(work): {"bind": "/w", "mode": "rw"}}
         for url in (p["libs_git"], p["sysdig_git"]):  # a local clone/mirror: mounted read-only
             local = url.removeprefix("file://")
             if local.startswith("/"):
