@@ -84,6 +84,12 @@ def build(profile: profiles.Profile, force: bool = False) -> Path:
         t1 = time.monotonic()
         us = prov.build(c, profile, image, stage, logs)
         t_user = time.monotonic() - t1
+        warnings = []
+        libs_ref = us.get("sources", {}).get("libs", {}).get("ref")
+        if libs_ref and libs_ref != pair["driver"]:
+            warnings.append(f"userspace built from libs {libs_ref}, driver is {pair['driver']}: "
+                            "their API/schema versions may not match")
+            images.console.print(f"warning: {warnings[-1]}")
         found = bundle.verify(stage, release)
         toolchain = (stage / ".toolchain").read_text().strip()
         (stage / ".toolchain").unlink()
@@ -100,7 +106,7 @@ def build(profile: profiles.Profile, force: bool = False) -> Path:
                                    for s, f in patches]},
             "sysdig": {"version": found["sysdig_version"], **us,
                        "run": "sysdig/bin/sysdig", "layout": bundle.RUN_NOTE},
-            "toolchain": toolchain, "builder_image": image,
+            "toolchain": toolchain, "builder_image": image, "warnings": warnings,
             "inputs_sha256": inputs_sha,
             "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "build_seconds": {"driver": round(t_driver, 1), "userspace": round(t_user, 1),
