@@ -167,6 +167,9 @@ class _Board:
 
     def fetch(self, local: Path) -> None:
         self.r.fetch(self.c, self.out, local)
+        self.cleanup()
+
+    def cleanup(self) -> None:
         self.r.run(self.c, ["rm", "-rf", self.dir], warn=True, timeout=30)
 
     def versions(self) -> dict:
@@ -214,6 +217,9 @@ class _Local:
     def fetch(self, local: Path) -> None:
         pass
 
+    def cleanup(self) -> None:
+        pass
+
     def versions(self) -> dict:
         out = subprocess.run([self.sysdig, "--version"], capture_output=True, text=True,
                              check=False)
@@ -259,6 +265,9 @@ def capture(o: Options, output: str | Path, profile=None, conn=None, workload=No
         runner = _Board(profile, conn) if profile is not None else _Local(output)
         argv = sysdig_argv(o, runner.out, runner.sysdig)
         versions = runner.versions()
+        if profile is not None and not versions["driver"]:
+            raise KitError(f"the scap driver is not loaded on board {profile.name} (rebooted?): "
+                           f"run `fab deploy --board {profile.name}`")
         started = _utc()
         t0 = time.monotonic()
         runner.start(argv)
@@ -289,6 +298,10 @@ def capture(o: Options, output: str | Path, profile=None, conn=None, workload=No
                 stopped_by = "interrupted (Ctrl-C)"
             rc, text = _stop(runner, stop_timeout)
         stopped = _utc()
+        if rc not in (0, None):
+            runner.cleanup()
+            raise KitError(f"sysdig on {runner.where} failed (rc {rc}): "
+                           + " ".join(text.split())[-300:])
         runner.fetch(output)
     finally:
         if own_conn is not None:
@@ -308,10 +321,8 @@ def capture(o: Options, output: str | Path, profile=None, conn=None, workload=No
         "bytes": output.stat().st_size,
         "stats": stats, "sysdig_output": text,
     }
-    mpath = output.with_name(output.name.removesuffix(".scap") + ".manifest.json")
+    mpath = Path(f"{output}.manifest.json")  # where `sysdig-kit check` looks for it
     mpath.write_text(json.dumps(manifest, indent=2) + "\n")
-    if rc not in (0, None):
-        raise KitError(f"sysdig on {runner.where} failed (rc {rc}): {text.strip()[-300:]}")
     drops = stats.get("driver_drops")
     if not quiet:
         console.print(f"capture {output}: {output.stat().st_size:,} bytes, "
