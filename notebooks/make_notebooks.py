@@ -137,7 +137,8 @@ against no capture, from a playbook's results table (`sysdig-kit run playbooks/o
 Every figure is the median over the repetitions with its interquartile range (q25–q75), never
 a single run; warm-up runs are left out."""),
     ("param", """\
-results = "data/overhead-local.results.csv"   # shipped: a LOCAL run (x86_64 host, none/strace only)"""),
+results = "data/overhead-qemu-arm64.results.csv"   # shipped: the EMULATED arm64 board, 3 runs each
+# also shipped: "data/overhead-local.results.csv" (this x86_64 host, no capture and strace only)"""),
     ("code", SETUP),
     ("code", """\
 r = pd.read_parquet(results) if str(results).endswith(".parquet") else pd.read_csv(results)
