@@ -276,27 +276,30 @@ def capture(o: Options, output: str | Path, profile=None, conn=None, workload=No
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                       console=console, transient=True) as bar:
             job = bar.add_task(f"sysdig on {runner.where}: starting")
-            try:
-                size, alive = runner.poll()
-                while alive and size == 0 and time.monotonic() - t0 < 120:  # header = capturing
-                    time.sleep(0.2)
+            with _StopOnSignal() as stop:
+                try:
                     size, alive = runner.poll()
-                if workload is not None and alive:
-                    workload(runner)
-                    time.sleep(1.5)  # let sysdig drain the driver's buffers
-                    stopped_by = "workload done"
-                while alive and stopped_by is None:
-                    size, alive = runner.poll()
-                    secs = time.monotonic() - t0
-                    bar.update(job, description=f"sysdig on {runner.where}: {size:,} bytes, "
-                                                f"{size / max(secs, 1e-3) / 1e3:,.0f} kB/s")
-                    if alive:
-                        time.sleep(0.5)
-                if not alive and stopped_by is None:
-                    stopped_by = "count" if o.count else "duration" if o.duration else "sysdig exited"
-            except KeyboardInterrupt:
-                stopped_by = "interrupted (Ctrl-C)"
-            rc, text = _stop(runner, stop_timeout)
+                    while alive and size == 0 and not stop.signal and time.monotonic() - t0 < 120:
+                        time.sleep(0.2)  # the file's header is written once sysdig captures
+                        size, alive = runner.poll()
+                    if workload is not None and alive and not stop.signal:
+                        workload(runner)
+                        time.sleep(1.5)  # let sysdig drain the driver's buffers
+                        stopped_by = "workload done"
+                    while alive and stopped_by is None and not stop.signal:
+                        size, alive = runner.poll()
+                        secs = time.monotonic() - t0
+                        bar.update(job, description=f"sysdig on {runner.where}: {size:,} bytes, "
+                                                    f"{size / max(secs, 1e-3) / 1e3:,.0f} kB/s")
+                        if alive:
+                            time.sleep(0.5)
+                    if stop.signal:
+                        stopped_by = f"interrupted ({stop.signal})"
+                    elif not alive and stopped_by is None:
+                        stopped_by = "count" if o.count else "duration" if o.duration else "sysdig exited"
+                finally:  # whatever happened, sysdig on the board is stopped
+                    bar.update(job, description=f"sysdig on {runner.where}: stopping")
+                    rc, text = _stop(runner, stop_timeout)
         stopped = _utc()
         if rc not in (0, None):
             runner.cleanup()
@@ -329,6 +332,29 @@ def capture(o: Options, output: str | Path, profile=None, conn=None, workload=No
                       f"{stats.get('driver_events', '?')} driver events, {drops} drops "
                       f"({stopped_by}); manifest {mpath.name}")
     return Result(output, mpath, manifest)
+
+
+class _StopOnSignal:
+    """Ctrl-C / SIGTERM set a flag instead of raising: invoke swallows a KeyboardInterrupt that
+    lands while it waits for a remote command, so polling the board would lose it."""
+
+    signal: str | None = None
+
+    def _handler(self, signum, frame):
+        self.signal = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+
+    def __enter__(self):
+        self.old = {}
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.old[sig] = signal.signal(sig, self._handler)
+        except ValueError:  # not the main thread: leave signals alone
+            pass
+        return self
+
+    def __exit__(self, *exc):
+        for sig, old in self.old.items():
+            signal.signal(sig, old)
 
 
 def _stop(runner, timeout: float) -> tuple[int | None, str]:
