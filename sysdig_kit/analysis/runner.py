@@ -166,6 +166,9 @@ class Boards:
                      f"test -x {shlex.quote(self.sysdig(p.name))} && "
                      "{ test -e /dev/scap0 || test -e /dev/sysdig0; } && echo sysdig; true")
             res = self.run(probe, 60)[p.name]
+            if res.rc != 0:  # SSH itself failed: say so, not "cannot run sysdig"
+                raise KitError(f"board {p.name}: cannot run commands over SSH "
+                               f"({p.ssh.user}@{p.ssh.host}:{p.ssh.port}): {res.stderr[:300]}")
             out[p.name] = {"none"} | set(res.stdout.split())
         return out
 
