@@ -111,6 +111,9 @@ def overhead(results: pd.DataFrame, baseline: str = "none", title: str | None = 
     ax.boxplot([g["slowdown"].dropna().to_numpy() for _, g in groups], orientation="horizontal",
                tick_labels=[f"{w} · {v}" for (_, w, v), _ in groups])
     ax.axvline(1.0, color="gray", linewidth=0.8, linestyle="--")
+    s = r["slowdown"].dropna()
+    if len(s) and s.min() > 0 and s.max() / s.min() > 10:  # strace next to sysdig: log scale
+        ax.set_xscale("log")
     ax.set_xlabel(f"slowdown (wall time / median of {baseline!r})")
     boards = ", ".join(sorted(r["board"].astype(str).unique()))
     ax.set_title(title or f"capture overhead on {boards}")
