@@ -333,6 +333,9 @@ def _one(target, d: str, out: Path, w: Workload, v: Variant, k: int, warm: bool,
         if not ok:
             tail = (p["stderr"] or r.stderr).strip().splitlines()[-1:]
             err = tail[0][:300] if tail else f"no error output (exit status {rc})"
+            if rc is None:  # the script did not get to time the workload
+                out_tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["no output"]
+                err = f"the run did not finish (rc {r.rc}): {out_tail[0][:300]}"
             if rc == 124:
                 err = f"timed out after {timeout:g} s (playbook timeout)"
             if "sysdig_failed" in p:
