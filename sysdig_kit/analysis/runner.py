@@ -218,10 +218,13 @@ def plan(pb: Playbook, caps: dict[str, set[str]], skip_unsupported: bool = False
         return list(pb.variants)
     why = "; ".join(f"board {b} cannot run {', '.join(m)} (it can: "
                     f"{', '.join(sorted(caps[b]))})" for b, m in missing.items())
-    hint = (" (board local: this machine has no sysdig driver; sysdig variants need a board "
-            "with the driver deployed: fab deploy)")
+    if "local" in missing:
+        hint = (" (this machine has no sysdig driver; sysdig variants need a board with the "
+                "driver deployed: fab deploy)")
+    else:  # sysdig needs the deployed driver loaded; strace a `setup` line installing it
+        hint = " (sysdig: fab deploy loads the driver; strace: install it in `setup`)"
     if not skip_unsupported:
-        raise KitError(f"{pb.where('variants')}: {why}{hint if 'local' in missing else ''}; "
+        raise KitError(f"{pb.where('variants')}: {why}{hint}; "
                        "run with --skip-unsupported to run the others")
     say(f"skipping: {why}")
     bad = {n for m in missing.values() for n in m}
