@@ -113,11 +113,17 @@ def qemu_command(profile, img: _image.Image, disk: Path, serial: Path, pidfile: 
 
 
 def up(profile, fresh: bool = False, log=print) -> Running:
-    """Boot the board (building its image first if needed) and wait until SSH answers."""
+    """Boot the board (building its image first if needed) and wait until SSH answers.
+    Two callers at once (a test and a playbook) get one board: the second waits for the first."""
+    img = _image.ensure(profile.name, profile.emulator or {}, log=log)
+    with _image._lock(_image.board_dir(profile.name) / ".boot.lock"):
+        return _up(profile, img, fresh, log)
+
+
+def _up(profile, img: _image.Image, fresh: bool, log) -> Running:
     from .. import remote  # remote knows SSH; imported late to keep emulator import light
 
     info = running(profile)
-    img = _image.ensure(profile.name, profile.emulator or {}, log=log)
     if info:
         return Running(info["pid"], info["port"], None, info["kernel_release"], Path(info["serial"]))
     d = _image.board_dir(profile.name)
