@@ -1,6 +1,6 @@
 """The emulated arm64 board: cached image, boot to SSH with key auth, a Cortex-A57, clean power-off.
 
-Needs the board image (built by tests/setup/40-board.sh, ~10 min cold). Runtime: ~1.5-2 min
+Needs the board image (built by tests/setup/40-board.sh, ~11-15 min cold). Runtime: ~2-2.5 min
 (one boot under TCG + power-off); the cache test alone is under a second.
 """
 
