@@ -7,8 +7,10 @@ from pathlib import Path
 
 
 def cache_dir(*parts: str) -> Path:
-    """$SYSDIG_KIT_CACHE (CI: /var/cache/sysdig-kit), else ~/.cache/sysdig-kit; created on use."""
-    root = os.environ.get("SYSDIG_KIT_CACHE") or Path.home() / ".cache" / "sysdig-kit"
+    """$SYSDIG_KIT_CACHE, else /var/cache/sysdig-kit for root (what tests/run.sh and CI use, so
+    `fab board-up` by hand finds the image the tests built), else ~/.cache/sysdig-kit."""
+    default = "/var/cache/sysdig-kit" if os.geteuid() == 0 else Path.home() / ".cache" / "sysdig-kit"
+    root = os.environ.get("SYSDIG_KIT_CACHE") or default
     p = Path(root, *parts)
     p.mkdir(parents=True, exist_ok=True)
     return p
