@@ -34,6 +34,7 @@ class EventTable:
         self.name = name
         self.events = raw["events"]
         self.era = raw.get("era", "enter-exit")  # "exit-only": libs >= 0.22 semantics
+        self.base = raw.get("base")  # a patched table: the stock table it appends to
         self.ppm_sc = {int(k): v for k, v in raw["ppm_sc"].items()}
         n = len(self.events)
         self.size = n
@@ -78,6 +79,11 @@ class EventTable:
     def syscall_name(self, sc: int) -> str:
         # codes the table has no name for print as libscap 0.29's unknown entry
         return self.ppm_sc.get(int(sc)) or "<unknown>"
+
+
+def patched_of(base: str) -> list[EventTable]:
+    """The patched tables (e.g. replay-complete) that append parameters to table `base`."""
+    return [t for t in map(load, available()) if t.base == base]
 
 
 @cache

@@ -139,7 +139,24 @@ def _choose_table(u8: np.ndarray, offs: np.ndarray, btypes: np.ndarray) -> str:
     n2 = gather(u8, hdr[v2] + 22, np.uint32).astype(np.int64)
     beyond = t2 >= old.size
     richer = ~beyond & (n2 > old.nparams[np.minimum(t2, old.size - 1)])
-    return new.name if (beyond | richer).any() else old.name
+    if not (beyond | richer).any():
+        return old.name
+    return _patched(new, t2, n2)
+
+
+def _patched(stock, etype: np.ndarray, nparams: np.ndarray) -> str:
+    """A patched driver only appends parameters, and the file carries every event's count: an
+    event with more than the stock table knows names the patched table that has that many."""
+    known = etype < stock.size
+    etype, nparams = etype[known], nparams[known]
+    more = nparams > stock.nparams[etype]
+    if not more.any():
+        return stock.name
+    for cand in eventtable.patched_of(stock.name):
+        t = etype[more]
+        if (t < cand.size).all() and (nparams[more] <= cand.nparams[np.minimum(t, cand.size - 1)]).all():
+            return cand.name
+    return stock.name  # unknown additions still read, as arg<i>
 
 
 def _frame(u8, ev: Events, table, threads: ThreadTable, num_start: int) -> pd.DataFrame:
@@ -201,6 +218,10 @@ def _rawres(u8, ev, table, rows, etype, nparams, first) -> pd.arrays.IntegerArra
         has = ((table.category[etype] & EC_SYSCALL) != 0) & (etype % 2 == 1)
         has &= (etype != GENERIC_X) & (nparams > 0)
         k[has] = 0
+        # a patched table (replay-complete) gives generic exits a `res` of their own
+        gres = table.param_index("res")[GENERIC_X]
+        if gres >= 0:
+            k[(etype == GENERIC_X) & (nparams > gres)] = gres
     else:
         res_k, fd_k = table.param_index("res"), table.param_index("fd")
         k = res_k[etype]
