@@ -5,8 +5,15 @@
 # out/zsh.replay.jsonl and out/zsh.replay.parquet. Cold (nothing cached): ~15-20 min; warm: ~3 min.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install -q --disable-pip-version-check -e . 2>&1 | grep -v "^WARNING: Location" || true
 export SYSDIG_KIT_CACHE="${SYSDIG_KIT_CACHE:-/var/cache/sysdig-kit}"
+mkdir -p "$SYSDIG_KIT_CACHE"
+# What a fresh Debian machine lacks (packages, the kit, the Docker engine and base images, QEMU
+# and the board image): the same idempotent steps the test command runs, fast when warm.
+for step in tests/setup/00-apt.sh tests/setup/10-python.sh tests/setup/30-docker.sh tests/setup/40-board.sh; do
+  echo "== setup: $step"
+  # shellcheck source=/dev/null
+  source "$step"
+done
 board="${SYSDIG_KIT_BOARD:-$(python3 -c 'from sysdig_kit import profiles; print(profiles.default_board())')}"
 export SYSDIG_KIT_BOARD="$board"
 out=out
