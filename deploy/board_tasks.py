@@ -6,32 +6,20 @@ Thin wrappers over sysdig_kit (the same functions serve the CLI and notebooks). 
 
 from __future__ import annotations
 
-import functools
-
 from invoke import Exit, task
 
 from sysdig_kit import profiles
-from sysdig_kit.errors import KitError
+
+from ._common import kit_errors
 
 
 def _profile(board: str | None):
     return profiles.load(board or profiles.default_board())
 
 
-def _kit_errors(fn):
-    """A KitError becomes Fabric's one-line Exit, never a traceback."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except KitError as exc:
-            raise Exit(f"error: {exc}", code=2) from None
-    return wrapper
-
-
 @task(help={"board": "board profile (default: juno if configured, else qemu-arm64)",
             "fresh": "emulated board: start from the pristine image (drops what was deployed)"})
-@_kit_errors
+@kit_errors
 def board_up(c, board=None, fresh=False):
     """Power the board on and wait for SSH (the emulated board: build its image on first use)."""
     p = _profile(board)
@@ -49,7 +37,7 @@ def board_up(c, board=None, fresh=False):
 
 
 @task(help={"board": "board profile"})
-@_kit_errors
+@kit_errors
 def board_down(c, board=None):
     """Power the emulated board off (clean poweroff, then signals)."""
     p = _profile(board)
@@ -62,7 +50,7 @@ def board_down(c, board=None):
 
 
 @task(help={"board": "board profile", "force": "push and reload even when the bundle is unchanged"})
-@_kit_errors
+@kit_errors
 def deploy(c, board=None, force=False):
     """Push the built bundle to the board, check vermagic, load the driver, smoke-test sysdig."""
     from sysdig_kit import deploy as _deploy
@@ -71,7 +59,7 @@ def deploy(c, board=None, force=False):
 
 
 @task(help={"board": "board profile"})
-@_kit_errors
+@kit_errors
 def undeploy(c, board=None):
     """Unload the driver and remove the kit's files from the board."""
     from sysdig_kit import deploy as _deploy
@@ -83,7 +71,7 @@ def undeploy(c, board=None):
             "children": "follow the process tree (proc.aname / proc.apid)",
             "duration": "seconds", "count": "events", "snaplen": "bytes of buffers kept",
             "output": "local .scap path", "filter": "raw sysdig filter (experts)"})
-@_kit_errors
+@kit_errors
 def capture(c, board=None, proc=None, pid=None, children=False, duration=None, count=None,
             snaplen=4096, output="out/capture.scap", filter=None):
     """Capture on the board with sysdig and fetch the file (+ manifest) here."""
@@ -97,7 +85,7 @@ def capture(c, board=None, proc=None, pid=None, children=False, duration=None, c
 
 
 @task(help={"board": "board profile", "out": "output folder"})
-@_kit_errors
+@kit_errors
 def demo(c, board=None, out="out"):
     """Capture a scripted zsh session on the board (echo hi > /tmp/x; cat /tmp/x; exit 3)."""
     from sysdig_kit import capture as _capture

@@ -7,23 +7,11 @@ The board is `--board NAME`, else $SYSDIG_KIT_BOARD, else sysdig_kit.profiles.de
 
 from __future__ import annotations
 
-import functools
-
-from invoke import Exit, task
+from invoke import task
 
 from sysdig_kit import profiles
-from sysdig_kit.errors import KitError
 
-
-def _kit_errors(fn):
-    """A KitError becomes Fabric's one-line Exit, never a traceback."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except KitError as exc:
-            raise Exit(f"error: {exc}", code=2) from None
-    return wrapper
+from ._common import kit_errors
 
 
 def _build(board, force):
@@ -35,7 +23,7 @@ def _build(board, force):
 
 @task(help={"board": "board profile (default: juno if configured and reachable, else qemu-arm64)",
             "force": "rebuild even when the bundle is current"})
-@_kit_errors
+@kit_errors
 def build_juno(c, board=None, force=False):
     """Cross-build scap.ko + arm64 sysdig for the selected board (Juno by default) in Docker."""
     _build(board, force)
@@ -43,14 +31,14 @@ def build_juno(c, board=None, force=False):
 
 @task(help={"board": "board profile (default: juno if configured and reachable, else qemu-arm64)",
             "force": "rebuild even when the bundle is current"})
-@_kit_errors
+@kit_errors
 def build(c, board=None, force=False):
     """Cross-build the artifact bundle (driver, sysdig, manifest) for any board profile."""
     _build(board, force)
 
 
 @task(help={"board": "board profile (default: the selected board)"})
-@_kit_errors
+@kit_errors
 def images(c, board=None):
     """Build (or find cached) the Docker builder images of a board profile and list them."""
     from sysdig_kit import build as _b

@@ -6,14 +6,14 @@ Readers build plain Python/NumPy columns and call `make_frame`, so the schema li
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from ..atomic import atomic_write
 
 COLUMNS = (
     "evt_num",
@@ -174,24 +174,11 @@ def _table(df: pd.DataFrame, attrs: dict) -> pa.Table:
     return table.cast(pa.schema(fields, metadata=meta))
 
 
-def _atomic(path: Path, write) -> Path:
-    # a fresh name beside the target (same file system, so the rename is atomic), created by
-    # the writer with the usual permissions (mkstemp would make it 0600)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def to_parquet(df: pd.DataFrame, path) -> Path:
     """Write df to Parquet atomically (temp file in the same directory, then rename), with
     df.attrs kept in the file's metadata so `read_parquet` gives them back."""
     table = _table(df, df.attrs)
-    return _atomic(Path(path), lambda tmp: pq.write_table(table, tmp))
+    return atomic_write(Path(path), lambda tmp: pq.write_table(table, tmp))
 
 
 def write_batches(frames, path) -> tuple[int, dict]:
@@ -223,7 +210,7 @@ def write_batches(frames, path) -> tuple[int, dict]:
             if writer is not None:
                 writer.close()
 
-    _atomic(Path(path), write)
+    atomic_write(Path(path), write)
     return state["rows"], state["attrs"]
 
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..atomic import atomic_write
 from ..errors import KitError
 
 FORMAT = "sysdig-kit-replay-log"
@@ -77,18 +76,6 @@ def _header(df: pd.DataFrame) -> dict:
     return h
 
 
-def _atomic(path: Path, write) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def _table(df: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(df[list(COLUMNS)], schema=SCHEMA, preserve_index=False)
 
@@ -99,9 +86,9 @@ def write(df: pd.DataFrame, path) -> Path:
     if path.suffix == ".parquet":
         table = _table(df).replace_schema_metadata(
             {_META_KEY: json.dumps(_header(df), default=str).encode()})
-        return _atomic(path, lambda tmp: pq.write_table(table, tmp))
+        return atomic_write(path, lambda tmp: pq.write_table(table, tmp))
     if path.suffix in (".jsonl", ".json"):
-        return _atomic(path, lambda tmp: _write_jsonl(df, tmp))
+        return atomic_write(path, lambda tmp: _write_jsonl(df, tmp))
     raise KitError(f"{path}: the log's name must end in .parquet or .jsonl")
 
 
@@ -150,7 +137,7 @@ def write_stream(logs: Iterable[pd.DataFrame], path) -> tuple[Path, int]:
         if writer is None and f is None:
             raise KitError("nothing to write: the capture gave no frame")
 
-    return _atomic(path, run), count
+    return atomic_write(path, run), count
 
 
 def read(path) -> pd.DataFrame:
