@@ -33,3 +33,20 @@ def test_stock_capture_reads_as_before():
     df, ex = _exits("stock-0.23.2-zsh-s80.scap")
     assert df.attrs["event_table"] == NEW
     assert ex.evt_rawres.isna().sum() == 354  # the generic exits, as sysdig 0.41.4 prints them
+
+
+def test_check_calls_the_patched_capture_sufficient_and_the_stock_one_not():
+    import json
+    import subprocess
+
+    def check(name):
+        r = subprocess.run(["sysdig-kit", "check", "--json", str(DATA / name)],
+                           capture_output=True, text=True, timeout=120)
+        return r.returncode, json.loads(r.stdout)
+
+    rc, res = check("replay-complete-zsh-s4096.scap")
+    assert (rc, res["verdict"]) == (0, "sufficient"), res
+    rc, res = check("stock-0.23.2-zsh-s4096.scap")
+    assert (rc, res["verdict"]) == (1, "insufficient")
+    nores = next(x for x in res["reasons"] if x["code"] == "no_return_value")
+    assert (nores["count"], nores["total"]) == (98, 304)
