@@ -1,16 +1,8 @@
 # The Docker engine and the base images the build Dockerfiles start FROM (no image registry is
 # reachable here: base images are made with mmdebstrap + docker import). Sourced by tests/run.sh.
 # Warm: a few seconds. Cold: docker.io install ~1 min, each base image ~30-60 s.
-if ! command -v dockerd >/dev/null 2>&1; then
-  apt-get update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io
-fi
-for p in qemu-user-static binfmt-support mmdebstrap; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
-    apt-get update -q
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$p"
-  fi
-done
+command -v dockerd >/dev/null 2>&1 || kit_apt_install docker.io
+kit_apt_install qemu-user-static binfmt-support mmdebstrap
 # No init system here: start dockerd ourselves, with its own log, and wait (bounded) for it.
 if ! docker info >/dev/null 2>&1; then
   echo "starting dockerd (log: /var/log/dockerd.log)"
