@@ -9,15 +9,13 @@ Runtime warm (image + bundle cached): ~3 min; cold adds the bundle build (fab bu
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 import sysdig_kit
-from sysdig_kit import capture, deploy, paths, profiles, remote
-from sysdig_kit.emulator import boot
+from sysdig_kit import capture, deploy, paths, remote
 from sysdig_kit.errors import KitError
 from sysdig_kit.read import decode_args
 
@@ -28,25 +26,8 @@ SID_ROOT = Path(os.environ.get("SYSDIG_KIT_SYSDIG_NEW")
 
 
 @pytest.fixture(scope="module")
-def board():
-    prof = profiles.load("qemu-arm64")
-    was_up = boot.running(prof)
-    try:
-        r = boot.up(prof)
-        print(f"\nboot to SSH: {r.boot_seconds} s" if r.boot_seconds else "\nboard already up")
-        yield prof, r.kernel_release
-    finally:
-        if not was_up:
-            boot.down(prof, log=print)
-
-
-@pytest.fixture(scope="module")
-def deployed(board):
-    prof, release = board
-    if not (paths.bundle_dir(prof.name, release) / "manifest.json").is_file():
-        t0 = time.monotonic()
-        subprocess.run(["fab", "build", "--board", prof.name], cwd=ROOT, check=True, timeout=3000)
-        print(f"build: {time.monotonic() - t0:.0f} s")
+def deployed(board):  # `board`: tests/conftest.py
+    prof, _ = board
     first = deploy.deploy(prof, log=print)
     second = deploy.deploy(prof, log=print)
     return prof, first, second

@@ -206,41 +206,13 @@ timeout: 300
 """
 
 
-def _wait_ssh(prof, timeout: float = 600) -> None:
-    import time
-
-    from sysdig_kit import remote
-
-    end = time.monotonic() + timeout
-    while True:
-        try:
-            with remote.connect(prof) as c:
-                remote.sh(c, "true", timeout=30)
-            return
-        except Exception:  # any SSH failure while it boots: try again
-            if time.monotonic() > end:
-                raise
-            time.sleep(5)
-
-
 @pytest.fixture(scope="module")
-def deployed_board():
-    from sysdig_kit import deploy, paths, profiles
-    from sysdig_kit.emulator import boot
+def deployed_board(board):  # `board`: tests/conftest.py
+    from sysdig_kit import deploy
 
-    prof = profiles.load("qemu-arm64")
-    was_up = boot.running(prof)
-    try:
-        r = boot.up(prof)
-        _wait_ssh(prof)  # up() returns at once when another process is still booting it
-        if not (paths.bundle_dir(prof.name, r.kernel_release) / "manifest.json").is_file():
-            subprocess.run(["fab", "build", "--board", prof.name], cwd=ROOT, check=True,
-                           timeout=3000)
-        deploy.deploy(prof, log=print)
-        yield prof
-    finally:
-        if not was_up:
-            boot.down(prof, log=print)
+    prof, _ = board
+    deploy.deploy(prof, log=print)
+    return prof
 
 
 @pytest.mark.board
