@@ -11,4 +11,16 @@ kit_apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
   fi
 }
+# The Debian mirror apt uses, from deb822 sources (current Debian) or sources.list (older);
+# $DEBIAN_MIRROR wins. Missing files are fine: a fresh Debian 12 has no sources.list.
+kit_debian_mirror() {
+  if [ -n "${DEBIAN_MIRROR:-}" ]; then echo "$DEBIAN_MIRROR"; return; fi
+  local f m=""
+  for f in /etc/apt/sources.list.d/*.sources /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    [ -f "$f" ] || continue
+    m=$(grep -hE '^[[:space:]]*(URIs:|deb )' "$f" | grep -oE 'https?://[^ ]+' | grep -E '/debian/?$' | head -n1) || true
+    [ -n "$m" ] && break
+  done
+  echo "${m:-http://deb.debian.org/debian}"
+}
 kit_apt_install sysdig mmdebstrap arch-test debootstrap strace zsh

@@ -2,8 +2,7 @@
 # sysdig 0.29.3 cannot read. Built once (~25 s) and cached.
 SID_ROOT="$SYSDIG_KIT_CACHE/sysdig-sid-root"
 if [ ! -x "$SID_ROOT/usr/bin/sysdig" ]; then
-  mirror="${DEBIAN_MIRROR:-$(grep -rhE '^(URIs:|deb )' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
-    | grep -oE 'https?://[^ ]+' | grep -E '/debian/?$' | head -n1)}"
+  mirror="$(kit_debian_mirror)"
   rm -rf "$SID_ROOT.tmp"
   mmdebstrap --variant=minbase --include=sysdig --aptopt='Acquire::Check-Valid-Until "false"' \
     sid "$SID_ROOT.tmp" "$mirror"

@@ -17,8 +17,7 @@ if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
 fi
 [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || update-binfmts --enable qemu-aarch64 || true
 # Base images, tagged as Docker Hub names them (a user with a registry just pulls instead).
-_kit_mirror="${DEBIAN_MIRROR:-$(grep -rhE '^(URIs:|deb )' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
-  | grep -oE 'https?://[^ ]+' | grep -E '/debian/?$' | head -n1 || true)}"
+_kit_mirror="$(kit_debian_mirror)"
 mkdir -p "$SYSDIG_KIT_CACHE/base-images"
 for _kit_suite in sid bookworm; do
   docker image inspect "debian:$_kit_suite" >/dev/null 2>&1 && continue
