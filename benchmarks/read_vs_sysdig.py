@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("SYSDIG_KIT_CACHE", "/var/cache/sysdig-kit")  # the CI cache, not ~
 from sysdig_kit.paths import cache_dir
 
-SOURCE = ROOT.parent / "shared" / "captures" / "public" / "sysdig-inspect__502Error.scap"
+SOURCE = ROOT / "tests" / "data" / "public" / "sysdig-inspect__502Error.scap"
 # event block types (falcosecurity/libs scap_savefile.h): EV (cpu id, event) and EVF (cpu id,
 # 32-bit flags, event), each in its old and current numbering; the event starts with its u64 ts.
 EV_BLOCKS = {0x204: 2, 0x8010ABCD: 2, 0x216: 2, 0x221: 2, 0x208: 6, 0x217: 6, 0x222: 6}

@@ -24,6 +24,8 @@ FMT = "*%evt.num %evt.rawtime %evt.cpu %thread.tid %evt.dir %evt.type %evt.rawre
 COLS = ["evt_num", "evt_rawtime", "evt_cpu", "thread_tid", "evt_dir", "evt_type", "evt_rawres"]
 PROC_FMT = "*%evt.num %proc.pid |%proc.name|"
 OLD_SYSDIG = "/usr/bin/sysdig"
+# Every capture the tests read lives in the repository (provenance: tests/data/README.md).
+DATA = Path(__file__).resolve().parent / "data"
 
 
 def sid_root() -> Path:

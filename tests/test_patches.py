@@ -25,7 +25,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PATCHES = REPO / "sysdig_kit" / "build" / "patches"
 TABLES = REPO / "sysdig_kit" / "data" / "event_tables"
-CAPTURE = REPO.parent / "shared" / "captures" / "arm64" / "new-era-zsh-name.scap"
+CAPTURE = REPO / "tests" / "data" / "arm64" / "new-era-zsh-name.scap"
 CACHE = Path(os.environ.get("SYSDIG_KIT_CACHE") or "/var/cache/sysdig-kit")
 
 # The driver source each patch directory is written against: Debian sid's falcosecurity-scap-dkms.

@@ -25,14 +25,14 @@ from sysdig_kit.read import decode_args, eventtable, iter_batches, read
 from sysdig_kit.read.frame import check_frame
 from sysdig_kit.read.scap import ScapReader
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "captures"
-PUBLIC = sorted((SHARED / "public").glob("*.scap"))
-ARM64 = sorted((SHARED / "arm64").glob("*.scap"))
-COMMENTS = SHARED / "public" / "libs__curl_google_comments.scap"
+DATA = oracle.DATA
+PUBLIC = sorted((DATA / "public").glob("*.scap"))
+ARM64 = sorted((DATA / "arm64").glob("*.scap"))
+COMMENTS = DATA / "public" / "libs__curl_google_comments.scap"
 OLD_READABLE = [p for p in PUBLIC if p != COMMENTS]
-OLD_ERA = SHARED / "arm64" / "old-era-zsh-s4096.scap"
-NEW_ERA = SHARED / "arm64" / "new-era-zsh-name.scap"
-BIG = SHARED / "public" / "sysdig-inspect__502Error.scap"
+OLD_ERA = DATA / "arm64" / "old-era-zsh-s4096.scap"
+NEW_ERA = DATA / "arm64" / "new-era-zsh-name.scap"
+BIG = DATA / "public" / "sysdig-inspect__502Error.scap"
 
 pytestmark = pytest.mark.oracle
 
@@ -84,7 +84,7 @@ def test_shb_options_read_like_the_same_capture_without_them(frames):
     (converting enter/exit pairs into exit-only events, so it numbers them differently)."""
     with pytest.raises(oracle.OracleError):
         oracle.run("old", str(COMMENTS))
-    plain, opts = frames(SHARED / "public" / "libs__curl_google.scap"), frames(COMMENTS)
+    plain, opts = frames(DATA / "public" / "libs__curl_google.scap"), frames(COMMENTS)
     pd.testing.assert_frame_equal(opts, plain)
     new = oracle.rows("new", str(COMMENTS))
     keys = ["evt_rawtime", "evt_cpu", "thread_tid", "evt_type", "evt_rawres"]
@@ -155,7 +155,7 @@ def test_event_tables_cover_every_event_sysdig_lists():
 
 
 def test_batches_concatenate_to_the_whole_read(frames, tmp_path):
-    for path in (BIG, SHARED / "public" / "falco__trace_files_psp_run_as_user_0_container.scap"):
+    for path in (BIG, DATA / "public" / "falco__trace_files_psp_run_as_user_0_container.scap"):
         whole = frames(path)
         parts = list(iter_batches(path, batch_size=1000))
         assert len(parts) > 2 and all(len(p) <= 1000 for p in parts)
@@ -192,9 +192,9 @@ def test_more_parameters_than_the_table_knows_are_kept(frames):
 
 def test_gzip_and_raw_read_alike(frames, tmp_path):
     raw = tmp_path / "raw.scap"
-    with gzip.open(SHARED / "public" / "libs__test_ipv6_client.scap") as f, open(raw, "wb") as out:
+    with gzip.open(DATA / "public" / "libs__test_ipv6_client.scap") as f, open(raw, "wb") as out:
         shutil.copyfileobj(f, out)
-    a, b = read(raw), frames(SHARED / "public" / "libs__test_ipv6_client.scap")
+    a, b = read(raw), frames(DATA / "public" / "libs__test_ipv6_client.scap")
     pd.testing.assert_frame_equal(a.drop(columns="evt_args"), b.drop(columns="evt_args"))
     assert a.evt_args.tolist() == b.evt_args.tolist()
 
@@ -224,7 +224,7 @@ def test_truncated_capture_keeps_complete_events_and_warns(frames, tmp_path, gz)
     assert df.evt_args.tolist() == head.evt_args.tolist()
     # a gzip stream cut short (not re-compressed) also reads, with a warning
     gzcut = tmp_path / "gzcut.scap"
-    gzdata = (SHARED / "public" / "falco__trace_files_cat_write.scap").read_bytes()
+    gzdata = (DATA / "public" / "falco__trace_files_cat_write.scap").read_bytes()
     gzcut.write_bytes(gzdata[: len(gzdata) // 2])
     with pytest.warns(UserWarning):
         part = read(gzcut)
@@ -275,7 +275,7 @@ def test_parameter_values_match_sysdig_rawarg(frames):
 
 
 def test_capture_without_events_reads_as_an_empty_frame(tmp_path):
-    shb = (SHARED / "public" / "falco__empty.scap").read_bytes()
+    shb = (DATA / "public" / "falco__empty.scap").read_bytes()
     length = int.from_bytes(shb[4:8], "little")
     empty = tmp_path / "shb-only.scap"
     empty.write_bytes(shb[:length])
@@ -284,7 +284,7 @@ def test_capture_without_events_reads_as_an_empty_frame(tmp_path):
     assert len(df) == 0 and df.attrs["format"] == "scap" and df.attrs["scap_version"] == "1.0"
 
 
-@pytest.mark.parametrize("path", [BIG, NEW_ERA, SHARED / "public" / "bencer__example5_httpd.scap"],
+@pytest.mark.parametrize("path", [BIG, NEW_ERA, DATA / "public" / "bencer__example5_httpd.scap"],
                          ids=lambda p: p.name)
 def test_small_chunks_read_the_same(path, frames, monkeypatch):
     """The capture is decoded in chunks; blocks (and process lists larger than a chunk) cut

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from oracle import DATA
 
 from sysdig_kit.errors import KitError
 from sysdig_kit.read import read
@@ -25,9 +26,8 @@ from sysdig_kit.read.frame import check_frame
 from sysdig_kit.read.text import KIT_FORMAT, KIT_SYSDIG_ARGS, TextReader, layouts
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared" / "captures"
-PUBLIC = SHARED / "public"
-ARM64 = SHARED / "arm64"
+PUBLIC = DATA / "public"
+ARM64 = DATA / "arm64"
 OLD_ERA = ARM64 / "old-era-zsh-s4096.scap"
 NEW_ERA = ARM64 / "new-era-zsh-name.scap"
 ORACLE_FMT = "*%evt.num %evt.rawtime %evt.cpu %thread.tid %evt.dir %evt.type %evt.rawres"

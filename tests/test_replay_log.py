@@ -4,11 +4,11 @@ exit codes. Uses sysdig 0.41.4's text of the new-era arm64 capture. Runs in ~10 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from oracle import DATA
 
 from sysdig_kit.cli import main
 from sysdig_kit.errors import KitError
@@ -17,7 +17,7 @@ from sysdig_kit.replay import Divergence, ReplayLog, build, read_log, write
 from sysdig_kit.replay import syscalls as sc
 from sysdig_kit.replay.hooklog import decode
 
-ARM64 = Path(__file__).resolve().parents[2] / "shared" / "captures" / "arm64"
+ARM64 = DATA / "arm64"
 NEW_TXT = ARM64 / "new-era-zsh-name.sysdig-0.41.4.txt"
 
 

@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from oracle import sid_root
+from oracle import DATA, sid_root
 
 from sysdig_kit.read import read
 from sysdig_kit.replay import ReplayLog, build
@@ -22,14 +22,13 @@ from sysdig_kit.replay.pairing import NON_SYSCALL
 
 pytestmark = pytest.mark.oracle
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "captures"
 FMT = "*%evt.num %thread.tid %evt.type %evt.rawres"
 # 0.29.3 refuses this one (SHB block options) and 0.41.4 renumbers old-era files.
 UNJUDGEABLE = {"libs__curl_google_comments.scap"}
-CAPTURES = [("old", p) for p in sorted((SHARED / "public").glob("*.scap"))
+CAPTURES = [("old", p) for p in sorted((DATA / "public").glob("*.scap"))
             if p.name not in UNJUDGEABLE]
-CAPTURES += [("old", SHARED / "arm64" / "old-era-zsh-s4096.scap"),
-             ("new", SHARED / "arm64" / "new-era-zsh-name.scap")]
+CAPTURES += [("old", DATA / "arm64" / "old-era-zsh-s4096.scap"),
+             ("new", DATA / "arm64" / "new-era-zsh-name.scap")]
 
 
 def sysdig(which: str, path: Path, *args: str) -> str:
@@ -97,7 +96,7 @@ def test_every_sysdig_return_value_is_in_the_log(which, path):
                                      "getpid", "uname"}),
 ])
 def test_arm64_zsh_check_says_what_is_missing(name, percent, expected):
-    frame = read(SHARED / "arm64" / name)
+    frame = read(DATA / "arm64" / name)
     log = build(frame)
     result = check(frame, log)
     r = next(x for x in result["reasons"] if x["code"] == "no_return_value")
