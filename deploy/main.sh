@@ -20,9 +20,8 @@ out=out
 mkdir -p "$out"
 echo "== board: $board"
 
-# Power the emulated board off again at the end if this script powered it on.
-was_up=$(python3 -c 'from sysdig_kit import profiles; from sysdig_kit.emulator import boot
-p = profiles.load("'"$board"'"); print(1 if p.emulator is None or boot.running(p) else 0)')
+# Power the board off again at the end if this script powered it on (board-up does).
+was_up=$(python3 -c 'import sys; from sysdig_kit import board; print(int(board.platform(sys.argv[1]).is_up()))' "$board")
 if [ "$was_up" = 0 ]; then trap 'fab board-down' EXIT; fi
 
 fab board-up

@@ -14,7 +14,7 @@ import json
 import re
 import shlex
 import signal
-import subprocess
+import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -85,12 +85,11 @@ def build_filter(o: Options) -> str:
 
 
 def sysdig_argv(o: Options, out: str, sysdig: str = "sysdig") -> list[str]:
-    """sysdig's argument list: write `out`, keep `snaplen` bytes, stats at exit (-v)."""
+    """sysdig's argument list: write `out`, keep `snaplen` bytes, stats at exit (-v).
+    No -M for the duration: the kit stops sysdig itself (see capture())."""
     argv = [sysdig, "-v", "-s", str(o.snaplen), "-w", out]
     if o.count is not None:
         argv += ["-n", str(o.count)]
-    if o.duration is not None:
-        argv += ["-M", str(max(1, round(o.duration)))]
     flt = build_filter(o)
     return argv + ([flt] if flt else [])
 
@@ -114,119 +113,64 @@ class Result:
     manifest: dict
 
 
-# --- running sysdig: on a board over SSH, or here -------------------------------------------
+# --- running sysdig on a target (a board's connection, or this machine's) --------------------
 
-class _Board:
-    """sysdig in the background on the board; its pid, rc and output kept in a work folder."""
+class Sysdig:
+    """One sysdig on a target, the kit's only way of running it: start it in the background,
+    wait until it captures (the file's header is written), stop it with SIGINT (it closes the
+    file and prints its `-v` statistics), SIGKILL if it hangs. Used by `capture` and by the
+    playbook runner (sysdig_kit.analysis.runner)."""
 
-    def __init__(self, profile, conn):
-        from . import remote
+    def __init__(self, conn, sysdig: str = "sysdig", out: str | None = None,
+                 work_dir: str | None = None):
+        self.conn, self.sysdig = conn, sysdig
+        self.dir = work_dir or f"/tmp/sysdig-kit-capture-{uuid.uuid4().hex[:8]}"
+        self.out = out or f"{self.dir}/capture.scap"
+        self.job = None
+        self.argv: list[str] = []
 
-        self.r, self.c, self.profile = remote, conn, profile
-        inst = (profile.install or {}).get("dir", "/opt/sysdig-kit")
-        self.sysdig = f"{inst}/sysdig/bin/sysdig"
-        self.dir = f"/tmp/sysdig-kit-capture-{uuid.uuid4().hex[:8]}"
-        self.out = f"{self.dir}/capture.scap"
-        self.where = f"board {profile.name}"
+    @property
+    def where(self) -> str:
+        return self.conn.where
 
-    def start(self, argv: list[str]) -> None:
-        q = shlex.quote
-        d = self.dir
-        inner = (f"{shlex.join(argv)} >{q(d + '/stdout')} 2>{q(d + '/stderr')} </dev/null & "
-                 f"echo $! >{q(d + '/pid')}; wait $!; echo $? >{q(d + '/rc')}")
-        self.r.sh(self.c, f"mkdir -p {q(d)} && cd {q(d)} && "
-                          f"(nohup sh -c {q(inner)} >/dev/null 2>&1 </dev/null &)", timeout=30)
-        for _ in range(100):
-            res = self.r.sh(self.c, f"cat {q(d + '/pid')} 2>/dev/null", warn=True, timeout=30)
-            if res.stdout.strip():
-                self.pid = int(res.stdout)
-                return
-            time.sleep(0.1)
-        raise KitError(f"sysdig did not start on {self.where}")
+    def start(self, o: Options) -> None:
+        self.argv = sysdig_argv(o, self.out, self.sysdig)
+        self.job = self.conn.background(self.argv, log_dir=self.dir)
 
-    def poll(self) -> tuple[int, bool]:
-        """(bytes written so far, still running)"""
-        q = shlex.quote
-        res = self.r.sh(self.c, f"stat -c %s {q(self.out)} 2>/dev/null || echo 0; "
-                                f"test -e {q(self.dir + '/rc')} && echo done || echo running",
-                        timeout=30, warn=True)
-        size, state = (res.stdout.split() + ["0", "running"])[:2]
-        return int(size), state == "running"
+    def poll(self) -> tuple[bool, int]:
+        """(still running, bytes written so far)"""
+        return self.job.poll(watch=self.out)
 
-    def interrupt(self, sig=signal.SIGINT) -> None:
-        self.r.run(self.c, ["kill", f"-{sig.name.removeprefix('SIG')}", str(self.pid)], warn=True,
-                   timeout=30)
+    def wait_header(self, timeout: float = 120, stop=None) -> bool:
+        """Wait until sysdig captures (its file has a header); False if it died first."""
+        end = time.monotonic() + timeout
+        alive, size = self.poll()
+        while alive and size == 0 and time.monotonic() < end and not (stop and stop.signal):
+            time.sleep(0.2)
+            alive, size = self.poll()
+        return alive
 
-    def finish(self) -> tuple[int | None, str]:
-        q = shlex.quote
-        res = self.r.sh(self.c, f"cat {q(self.dir + '/rc')} 2>/dev/null; echo; "
-                                f"cat {q(self.dir + '/stdout')} {q(self.dir + '/stderr')}",
-                        timeout=30, warn=True)
-        first, _, rest = res.stdout.partition("\n")
-        return (int(first) if first.strip() else None), rest
+    def stop(self, timeout: float = 60) -> tuple[int | None, str]:
+        """SIGINT (then SIGKILL after `timeout`); sysdig's exit status and its output."""
+        rc = self.job.stop(timeout)
+        return rc, self.job.output()
 
     def fetch(self, local: Path) -> None:
-        self.r.fetch(self.c, self.out, local)
-        self.cleanup()
+        self.conn.pull(self.out, local)
 
     def cleanup(self) -> None:
-        self.r.run(self.c, ["rm", "-rf", self.dir], warn=True, timeout=30)
-
-    def versions(self) -> dict:
-        q = shlex.quote
-        res = self.r.sh(self.c, f"uname -r; cat /sys/module/scap/version 2>/dev/null || echo; "
-                                f"{q(self.sysdig)} --version 2>/dev/null | head -n1",
-                        warn=True, timeout=60)
-        kernel, driver, sysdig = (res.stdout.split("\n") + ["", "", ""])[:3]
-        return {"kernel": kernel.strip(), "driver": driver.strip() or None,
-                "sysdig": sysdig.strip() or None}
+        if self.job is not None:
+            self.job.cleanup()
 
 
-class _Local:
-    """sysdig on this machine, in its own session so the terminal's Ctrl-C goes to us first."""
-
-    where = "this machine"
-
-    def __init__(self, out: Path, sysdig: str = "sysdig"):
-        self.sysdig, self.out = sysdig, str(out)
-        self.log = Path(str(out) + ".sysdig.log")
-
-    def start(self, argv: list[str]) -> None:
-        self.fh = open(self.log, "w")  # noqa: SIM115 - closed in finish()
-        try:
-            self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.fh,
-                                      stderr=subprocess.STDOUT, start_new_session=True)
-        except FileNotFoundError:
-            raise KitError(f"{argv[0]} not found on this machine") from None
-        self.pid = self.p.pid
-
-    def poll(self) -> tuple[int, bool]:
-        size = Path(self.out).stat().st_size if Path(self.out).exists() else 0
-        return size, self.p.poll() is None
-
-    def interrupt(self, sig=signal.SIGINT) -> None:
-        if self.p.poll() is None:
-            self.p.send_signal(sig)
-
-    def finish(self) -> tuple[int | None, str]:
-        self.fh.close()
-        text = self.log.read_text(errors="replace")
-        self.log.unlink(missing_ok=True)
-        return self.p.wait(), text
-
-    def fetch(self, local: Path) -> None:
-        pass
-
-    def cleanup(self) -> None:
-        pass
-
-    def versions(self) -> dict:
-        out = subprocess.run([self.sysdig, "--version"], capture_output=True, text=True,
-                             check=False)
-        drv = Path("/sys/module/scap/version")
-        return {"kernel": Path("/proc/sys/kernel/osrelease").read_text().strip(),
-                "driver": drv.read_text().strip() if drv.exists() else None,
-                "sysdig": out.stdout.strip().splitlines()[0] if out.stdout.strip() else None}
+def versions(conn, sysdig: str) -> dict:
+    """Kernel release, loaded scap driver and sysdig versions on a target, in one round trip."""
+    q = shlex.quote
+    res = conn.sh(f"uname -r; cat /sys/module/scap/version 2>/dev/null || echo; "
+                  f"{q(sysdig)} --version 2>/dev/null | head -n1", check=False, timeout=60)
+    kernel, driver, sysdig_v = (res.stdout.split("\n") + ["", "", ""])[:3]
+    return {"kernel": kernel.strip(), "driver": driver.strip() or None,
+            "sysdig": sysdig_v.strip() or None}
 
 
 # --- the capture itself ----------------------------------------------------------------------
@@ -234,11 +178,17 @@ class _Local:
 def dry_run(o: Options, output: str | Path, profile=None) -> str:
     """The exact command `capture` would run, and where."""
     if profile is None:
-        return shlex.join(sysdig_argv(o, str(output)))
-    inst = (profile.install or {}).get("dir", "/opt/sysdig-kit")
-    argv = sysdig_argv(o, "/tmp/sysdig-kit-capture-XXXXXXXX/capture.scap", f"{inst}/sysdig/bin/sysdig")
-    return f"# on board {profile.name} ({profile.ssh.user}@{profile.ssh.host}:{profile.ssh.port})\n" \
-           + shlex.join(argv)
+        cmd = shlex.join(sysdig_argv(o, str(output)))
+    else:
+        from .board import platform
+
+        argv = sysdig_argv(o, "/tmp/sysdig-kit-capture-XXXXXXXX/capture.scap",
+                           platform(profile).sysdig)
+        cmd = f"# on board {profile.name} ({profile.ssh.user}@{profile.ssh.host}:" \
+              f"{profile.ssh.port})\n" + shlex.join(argv)
+    if o.duration is not None:  # enforced by the kit, not by sysdig's -M (see capture())
+        cmd += f"\n# stopped with SIGINT after {o.duration:g} s"
+    return cmd
 
 
 def _utc() -> str:
@@ -246,66 +196,75 @@ def _utc() -> str:
 
 
 def capture(o: Options, output: str | Path, profile=None, conn=None, workload=None,
-            quiet: bool = False, stop_timeout: float = 60) -> Result:
+            quiet: bool = False, stop_timeout: float = 60, boot: bool = False) -> Result:
     """Capture to `output` (a local path) on the board of `profile` (None: this machine).
 
-    `workload(runner)`, if given, runs once sysdig is capturing; the capture stops after it
-    (or on duration/count/Ctrl-C, whichever comes first)."""
+    `workload(conn)`, if given, runs once sysdig is capturing; the capture stops after it
+    (or on duration/count/Ctrl-C, whichever comes first). The kit enforces --duration itself
+    (a timer, then SIGINT): sysdig's own -M is checked only when an event passing the filter
+    arrives, so an idle target would run on. --count is sysdig's -n. The manifest's
+    `stop_reason` says what stopped it. boot=True powers the board on first if it is down."""
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from . import board
+
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
+    plat = board.platform(profile)
     own_conn = None
-    if profile is not None and conn is None:
-        from . import remote
-
-        conn = own_conn = remote.connect(profile, boot=True)
+    if conn is None:
+        conn = own_conn = plat.connect(boot=boot)
     try:
-        runner = _Board(profile, conn) if profile is not None else _Local(output)
-        argv = sysdig_argv(o, runner.out, runner.sysdig)
-        versions = runner.versions()
-        if profile is not None and not versions["driver"]:
+        local = profile is None
+        sd = Sysdig(conn, plat.sysdig, out=str(output.resolve()) if local else None,
+                    work_dir=tempfile.mkdtemp(prefix="sysdig-kit-capture-") if local else None)
+        argv = sysdig_argv(o, sd.out, sd.sysdig)
+        vers = versions(conn, sd.sysdig)
+        if profile is not None and not vers["driver"]:
             raise KitError(f"the scap driver is not loaded on board {profile.name} (rebooted?): "
                            f"run `fab deploy --board {profile.name}`")
         started = _utc()
         t0 = time.monotonic()
-        runner.start(argv)
-        stopped_by = None
+        sd.start(o)
+        reason, t_cap = None, None
         console = Console(stderr=True, quiet=quiet)
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                       console=console, transient=True) as bar:
-            job = bar.add_task(f"sysdig on {runner.where}: starting")
+            job = bar.add_task(f"sysdig on {sd.where}: starting")
             with _StopOnSignal() as stop:
                 try:
-                    size, alive = runner.poll()
-                    while alive and size == 0 and not stop.signal and time.monotonic() - t0 < 120:
-                        time.sleep(0.2)  # the file's header is written once sysdig captures
-                        size, alive = runner.poll()
+                    alive = sd.wait_header(stop=stop)
+                    t_cap = time.monotonic()
                     if workload is not None and alive and not stop.signal:
-                        workload(runner)
+                        workload(conn)
                         time.sleep(1.5)  # let sysdig drain the driver's buffers
-                        stopped_by = "workload done"
-                    while alive and stopped_by is None and not stop.signal:
-                        size, alive = runner.poll()
-                        secs = time.monotonic() - t0
-                        bar.update(job, description=f"sysdig on {runner.where}: {size:,} bytes, "
+                        reason = "workload done"
+                    while alive and reason is None and not stop.signal:
+                        left = (o.duration - (time.monotonic() - t_cap)) if o.duration else 1
+                        if left <= 0:
+                            reason = "duration"
+                            break
+                        time.sleep(min(0.5, left))
+                        alive, size = sd.poll()
+                        secs = time.monotonic() - t_cap
+                        bar.update(job, description=f"sysdig on {sd.where}: {size:,} bytes, "
                                                     f"{size / max(secs, 1e-3) / 1e3:,.0f} kB/s")
-                        if alive:
-                            time.sleep(0.5)
                     if stop.signal:
-                        stopped_by = f"interrupted ({stop.signal})"
-                    elif not alive and stopped_by is None:
-                        stopped_by = "count" if o.count else "duration" if o.duration else "sysdig exited"
+                        reason = f"interrupted ({stop.signal})"
+                    elif reason is None:
+                        reason = "count" if o.count else "sysdig exited"
                 finally:  # whatever happened, sysdig on the board is stopped
-                    bar.update(job, description=f"sysdig on {runner.where}: stopping")
-                    rc, text = _stop(runner, stop_timeout)
+                    bar.update(job, description=f"sysdig on {sd.where}: stopping")
+                    rc, text = sd.stop(stop_timeout)
+        t_end = time.monotonic()
         stopped = _utc()
         if rc not in (0, None):
-            runner.cleanup()
-            raise KitError(f"sysdig on {runner.where} failed (rc {rc}): "
+            sd.cleanup()
+            raise KitError(f"sysdig on {sd.where} failed (rc {rc}): "
                            + " ".join(text.split())[-300:])
-        runner.fetch(output)
+        sd.fetch(output)
+        sd.cleanup()
     finally:
         if own_conn is not None:
             own_conn.close()
@@ -313,14 +272,15 @@ def capture(o: Options, output: str | Path, profile=None, conn=None, workload=No
     manifest = {
         "capture": output.name,
         "board": profile.name if profile is not None else None,
-        "where": runner.where,
+        "where": sd.where,
         "command": shlex.join(argv), "argv": argv, "filter": build_filter(o),
         "options": {k: v for k, v in asdict(o).items() if k != "extra"},
         "snaplen": o.snaplen,
-        "versions": versions,
+        "versions": vers,
         "started": started, "stopped": stopped,
-        "seconds": round(time.monotonic() - t0, 3),
-        "stopped_by": stopped_by, "sysdig_rc": rc,
+        "seconds": round(t_end - t0, 3),
+        "capture_seconds": round(t_end - (t_cap or t0), 3),  # header written -> sysdig gone
+        "stop_reason": reason, "sysdig_rc": rc,
         "bytes": output.stat().st_size,
         "stats": stats, "sysdig_output": text,
     }
@@ -330,7 +290,7 @@ def capture(o: Options, output: str | Path, profile=None, conn=None, workload=No
     if not quiet:
         console.print(f"capture {output}: {output.stat().st_size:,} bytes, "
                       f"{stats.get('driver_events', '?')} driver events, {drops} drops "
-                      f"({stopped_by}); manifest {mpath.name}")
+                      f"({reason}); manifest {mpath.name}")
     return Result(output, mpath, manifest)
 
 
@@ -357,32 +317,15 @@ class _StopOnSignal:
             signal.signal(sig, old)
 
 
-def _stop(runner, timeout: float) -> tuple[int | None, str]:
-    """SIGINT (sysdig closes the file and prints its stats), then SIGKILL if it hangs."""
-    _, alive = runner.poll()
-    if alive:
-        runner.interrupt(signal.SIGINT)
-        end = time.monotonic() + timeout
-        while alive and time.monotonic() < end:
-            time.sleep(0.3)
-            _, alive = runner.poll()
-        if alive:
-            runner.interrupt(signal.SIGKILL)
-            time.sleep(1)
-    return runner.finish()
-
-
 def capture_session(profile, script: str, output: str | Path, follow_children: bool = True,
-                    snaplen: int = 4096, quiet: bool = False) -> Result:
+                    snaplen: int = 4096, quiet: bool = False, boot: bool = False) -> Result:
     """Run `zsh -c script` on the board while capturing zsh and its children."""
-    from . import remote
 
-    def workload(runner):
-        res = remote.run(runner.c, ["zsh", "-c", script], warn=True, timeout=120)
-        workload.rc = res.return_code
+    def workload(conn):
+        workload.rc = conn.run(["zsh", "-c", script], timeout=120, check=False).rc
 
     o = Options(proc="zsh", follow_children=follow_children, snaplen=snaplen)
-    res = capture(o, output, profile=profile, workload=workload, quiet=quiet)
+    res = capture(o, output, profile=profile, workload=workload, quiet=quiet, boot=boot)
     res.manifest["workload"] = {"shell": "zsh", "script": script, "rc": workload.rc}
     res.manifest_path.write_text(json.dumps(res.manifest, indent=2) + "\n")
     return res

@@ -272,12 +272,15 @@ def decode_hooklog(logfile, arch, pattern, base, nr_field, output):
 @click.option("--board", help="board profile; 'local' captures on this machine "
               "[default: $SYSDIG_KIT_BOARD, else juno if configured, else qemu-arm64]")
 @click.option("--dry-run", is_flag=True, help="print the exact sysdig command and stop")
+@click.option("--boot", is_flag=True, help="power the board on first if it is down "
+              "(otherwise a board that is down is an error saying how to bring it up)")
 def capture_cmd(proc, pid, tid, evt_types, raw_filter, follow_children, snaplen, duration, count,
-                output, board, dry_run):
+                output, board, dry_run, boot):
     """Capture syscalls with sysdig on a board (or here) into a .scap file plus a manifest.
 
-    Stops on --duration, --count or Ctrl-C; sysdig's own event and drop counts go to
-    OUTPUT's .manifest.json."""
+    Stops on --duration (the kit's timer, then SIGINT), --count (sysdig's -n) or Ctrl-C; the
+    manifest (OUTPUT.manifest.json) says which (stop_reason) and keeps sysdig's own event and
+    drop counts."""
     from . import capture, profiles
 
     opts = capture.Options(proc=proc, pid=pid, tid=tid, evt_types=tuple(evt_types),
@@ -288,7 +291,7 @@ def capture_cmd(proc, pid, tid, evt_types, raw_filter, follow_children, snaplen,
     if dry_run:
         click.echo(capture.dry_run(opts, output, prof))
         return
-    capture.capture(opts, output, profile=prof)
+    capture.capture(opts, output, profile=prof, boot=boot)
 
 
 
@@ -305,7 +308,8 @@ def capture_cmd(proc, pid, tid, evt_types, raw_filter, follow_children, snaplen,
               help="Run the variants a board can run and skip the others (default: refuse).")
 @click.option("--check", "check_only", is_flag=True,
               help="Validate the playbook and print the plan; run nothing.")
-def run_cmd(playbook, boards, out, repetitions, skip_unsupported, check_only):
+@click.option("--boot", is_flag=True, help="Power its boards on first if they are down.")
+def run_cmd(playbook, boards, out, repetitions, skip_unsupported, check_only, boot):
     """Run PLAYBOOK (playbooks/*.yaml): workloads x capture variants x repetitions.
 
     Writes OUT/results.csv and .parquet (variant, run, wall time, CPU time, events, drops,
@@ -330,7 +334,7 @@ def run_cmd(playbook, boards, out, repetitions, skip_unsupported, check_only):
                f"{pb.repetitions} repetitions, {pb.warmup} warm-up: {runs} runs per board")
     if check_only:
         return
-    runner.run(pb, out=out, skip_unsupported=skip_unsupported)
+    runner.run(pb, out=out, skip_unsupported=skip_unsupported, boot=boot)
 
 
 if __name__ == "__main__":

@@ -18,14 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import paths, remote
+from . import board, paths
 from .errors import KitError
 
 MODULE = "scap"
 
 
-def install_dir(profile) -> str:
-    return (profile.install or {}).get("dir", "/opt/sysdig-kit")
+install_dir = board.install_dir
 
 
 def module_vermagic(ko: Path) -> str:
@@ -79,20 +78,21 @@ def bundle_for(profile, release: str) -> tuple[Path, dict, str]:
 
 def _state(c, inst: str) -> dict:
     q = shlex.quote
-    out = remote.sh(c, f"uname -r; cat {q(inst + '/.bundle-id')} 2>/dev/null || echo; "
+    out = c.sh(f"uname -r; cat {q(inst + '/.bundle-id')} 2>/dev/null || echo; "
                        f"test -d /sys/module/{MODULE} && echo loaded || echo unloaded; "
                        f"ls /dev/{MODULE}0 >/dev/null 2>&1 && echo dev || echo nodev",
-                    timeout=60).stdout.split("\n")
+               timeout=60).stdout.split("\n")
     release, bid, loaded, dev = (out + ["", "", "", ""])[:4]
     return {"release": release.strip(), "bundle_id": bid.strip(), "loaded": loaded == "loaded",
             "dev": dev.strip() == "dev"}
 
 
-def deploy(profile, force: bool = False, log=print) -> dict:
-    """Make the board run the bundle for its kernel; returns what was done (changed: bool)."""
+def deploy(profile, force: bool = False, log=print, boot: bool = False) -> dict:
+    """Make the board run the bundle for its kernel; returns what was done (changed: bool).
+    boot=True powers the board on first if it is down."""
     t0 = time.monotonic()
     inst = install_dir(profile)
-    with remote.connect(profile, boot=True) as c:
+    with board.connect(profile, boot=boot) as c:
         st = _state(c, inst)
         d, manifest, bundle_id = bundle_for(profile, st["release"])
         vermagic = check_vermagic(d / "scap.ko", st["release"])  # before anything is loaded
@@ -119,49 +119,52 @@ def _install(c, d: Path, inst: str, bundle_id: str, reload: bool) -> None:
         with tarfile.open(tgz, "w:gz") as tar:
             for name in sorted(p.name for p in d.iterdir()):
                 tar.add(d / name, arcname=name)
-        remote.push(c, tgz, "/tmp/sysdig-kit-bundle.tar.gz")
+        c.push(tgz, "/tmp/sysdig-kit-bundle.tar.gz")
     if reload:  # the old driver goes before its files do
-        remote.run(c, ["rmmod", MODULE], timeout=60)
+        c.run(["rmmod", MODULE], timeout=60)
     new = inst + ".new"
-    remote.sh(c, f"rm -rf {q(new)} && mkdir -p {q(new)} && "
-                 f"tar -xzf /tmp/sysdig-kit-bundle.tar.gz -C {q(new)} && "
-                 f"rm -f /tmp/sysdig-kit-bundle.tar.gz && "
-                 f"echo {q(bundle_id)} > {q(new + '/.bundle-id')} && "
-                 f"rm -rf {q(inst)} && mv {q(new)} {q(inst)}", timeout=300)
+    c.sh(f"rm -rf {q(new)} && mkdir -p {q(new)} && "
+         f"tar -xzf /tmp/sysdig-kit-bundle.tar.gz -C {q(new)} && "
+         f"rm -f /tmp/sysdig-kit-bundle.tar.gz && "
+         f"echo {q(bundle_id)} > {q(new + '/.bundle-id')} && "
+         f"rm -rf {q(inst)} && mv {q(new)} {q(inst)}", timeout=300)
 
 
 def _load(c, inst: str) -> None:
-    """insmod, unless the same driver got loaded meanwhile (another session on the board)."""
+    """insmod, unless the same driver got loaded meanwhile (another session on the board).
+    A refusal says what the board's kernel said (dmesg), the only place the reason is."""
     ko = shlex.quote(f"{inst}/scap.ko")
-    res = remote.sh(c, f"test -d /sys/module/{MODULE} || insmod {ko}", warn=True, timeout=60)
+    res = c.sh(f"test -d /sys/module/{MODULE} || insmod {ko}", check=False, timeout=60)
     if not res.ok:
-        raise KitError(f"insmod {inst}/scap.ko failed on the board: {res.stderr.strip()}")
+        dmesg = board.dmesg_tail(c, 8).replace("\n", " | ")
+        raise KitError(f"insmod {inst}/scap.ko failed on board {c.name}: "
+                       f"{res.stderr.strip()}; dmesg: {dmesg}")
 
 
 def _wait_dev(c, timeout: float = 20) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        if remote.sh(c, f"ls /dev/{MODULE}0", warn=True, timeout=30).ok:
+        if c.sh(f"ls /dev/{MODULE}0", check=False, timeout=30).ok:
             return
         time.sleep(0.5)
     raise KitError(f"driver loaded but /dev/{MODULE}0 did not appear within {timeout:.0f} s")
 
 
 def _smoke(c, inst: str) -> int:
-    res = remote.run(c, [f"{inst}/sysdig/bin/sysdig", "-n", "10"], timeout=180, warn=True)
+    res = c.run([f"{inst}/sysdig/bin/sysdig", "-n", "10"], timeout=180, check=False)
     lines = [x for x in res.stdout.splitlines() if x.strip()]
     if not res.ok or not lines:
-        raise KitError(f"smoke capture `sysdig -n 10` failed on the board (rc {res.return_code}): "
+        raise KitError(f"smoke capture `sysdig -n 10` failed on the board (rc {res.rc}): "
                        f"{(res.stderr or res.stdout).strip()[-300:]}")
     return len(lines)
 
 
 def undeploy(profile, log=print) -> None:
     inst = install_dir(profile)
-    with remote.connect(profile, boot=True) as c:
+    with board.connect(profile) as c:
         st = _state(c, inst)
         if st["loaded"]:
-            remote.run(c, ["rmmod", MODULE], timeout=60)
-        remote.run(c, ["rm", "-rf", inst, inst + ".new"], timeout=60)
+            c.run(["rmmod", MODULE], timeout=60)
+        c.run(["rm", "-rf", inst, inst + ".new"], timeout=60)
     log(f"undeployed from {profile.name}: driver {'unloaded' if st['loaded'] else 'was not loaded'}, "
         f"{inst} removed")

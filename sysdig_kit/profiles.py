@@ -25,6 +25,8 @@ PAIRS = {
 }
 USERSPACE_PROVIDERS = ("debian", "source")
 KERNEL_SOURCES = ("debian-headers", "tree", "git")
+# A real board's optional hooks: commands run on this machine (sysdig_kit/board/platforms.py).
+HOOK_KEYS = {"power_on", "power_off", "reset", "serial_log", "boot_timeout"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class Profile:
     sysdig: dict = field(default_factory=dict)  # which sysdig/driver pair and provider
     install: dict = field(default_factory=dict)  # paths on the board
     emulator: dict | None = None  # only the emulated board has one
+    hooks: dict | None = None  # a real board's power/reset/serial-log commands (board/platforms.py)
     source_file: Path | None = None
 
 
@@ -83,6 +86,10 @@ def load(name_or_path: str | Path) -> Profile:
         key = str(ssh["key"]).replace("$SYSDIG_KIT_CACHE", str(cache_dir()))
         ssh = {**ssh, "key": os.path.expanduser(os.path.expandvars(key))}
     _check_build_keys(data, p)
+    hooks = data.get("hooks")
+    if hooks is not None and (not isinstance(hooks, dict) or set(hooks) - HOOK_KEYS):
+        raise KitError(f"{p}: hooks is a mapping of {', '.join(sorted(HOOK_KEYS))} "
+                       "(commands run on this machine)")
     return Profile(**{**data, "ssh": Ssh(**ssh), "source_file": p})
 
 

@@ -9,16 +9,16 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _wait_ssh(prof, timeout: float = 600) -> None:
-    from sysdig_kit import remote
+def _wait_ssh(plat, timeout: float = 600) -> None:
+    from sysdig_kit.errors import KitError
 
     end = time.monotonic() + timeout
     while True:
         try:
-            with remote.connect(prof) as c:
-                remote.sh(c, "true", timeout=30)
+            with plat.connect() as c:
+                c.sh("true", timeout=30)
             return
-        except Exception:  # any SSH failure while it boots: try again
+        except KitError:  # any SSH failure while it boots: try again
             if time.monotonic() > end:
                 raise
             time.sleep(5)
@@ -26,17 +26,19 @@ def _wait_ssh(prof, timeout: float = 600) -> None:
 
 @pytest.fixture(scope="module")
 def board():
-    """(profile, kernel release) of the emulated board, booted unless it was up, with its
-    bundle built (cached); powered off afterwards, even on failure, if this fixture booted it."""
+    """(profile, kernel release) of the emulated board, booted (the tests ask for it) unless
+    it was up, with its bundle built (cached); powered off afterwards, even on failure, if
+    this fixture booted it."""
+    from sysdig_kit import board as _board
     from sysdig_kit import paths, profiles
-    from sysdig_kit.emulator import boot
 
     prof = profiles.load("qemu-arm64")
-    was_up = boot.running(prof)
+    plat = _board.platform(prof)
+    was_up = plat.is_up()
     try:
-        r = boot.up(prof)
+        r = plat.up()
         print(f"\nboot to SSH: {r.boot_seconds} s" if r.boot_seconds else "\nboard already up")
-        _wait_ssh(prof)  # up() returns at once when another process is still booting it
+        _wait_ssh(plat)  # up() returns at once when another process is still booting it
         if not (paths.bundle_dir(prof.name, r.kernel_release) / "manifest.json").is_file():
             t0 = time.monotonic()
             subprocess.run(["fab", "build", "--board", prof.name], cwd=ROOT, check=True,
@@ -45,4 +47,4 @@ def board():
         yield prof, r.kernel_release
     finally:
         if not was_up:
-            boot.down(prof, log=print)
+            plat.down(log=print)

@@ -7,16 +7,15 @@ Runtime: ~2 s.
 
 import json
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
 
 from sysdig_kit import capture, profiles
+from sysdig_kit.board import LocalConnection
 from sysdig_kit.capture import Options, build_filter, sysdig_argv
 from sysdig_kit.cli import main
 from sysdig_kit.errors import KitError
@@ -39,8 +38,9 @@ def test_filters_from_options():
 def test_sysdig_argv():
     argv = sysdig_argv(Options(proc="zsh", snaplen=512, count=100, duration=2.4), "/tmp/o.scap",
                        "/opt/k/sysdig/bin/sysdig")
+    # no -M: sysdig checks it only when a matching event arrives; the kit stops it itself
     assert argv == ["/opt/k/sysdig/bin/sysdig", "-v", "-s", "512", "-w", "/tmp/o.scap",
-                    "-n", "100", "-M", "2", 'proc.name="zsh"']
+                    "-n", "100", 'proc.name="zsh"']
 
 
 @pytest.mark.parametrize("value", EVIL)
@@ -59,43 +59,27 @@ def test_bad_options_are_refused(bad):
         Options(**bad).validate()
 
 
-class _LocalShell:
-    """Stands in for the board connection: runs remote.sh/run scripts with this machine's sh."""
-
-    def sh(self, c, script, timeout=None, warn=False):
-        p = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=timeout,
-                           check=False)
-        return SimpleNamespace(stdout=p.stdout, stderr=p.stderr, ok=p.returncode == 0,
-                               return_code=p.returncode)
-
-    def run(self, c, argv, timeout=None, warn=False):
-        return self.sh(c, shlex.join(argv), timeout=timeout)
-
-
 @pytest.mark.parametrize("value", EVIL)
 def test_evil_filter_reaches_sysdig_as_one_argument(tmp_path, value):
-    # A stand-in sysdig that dumps its argv as JSON into the capture file and exits 0.
+    # A stand-in sysdig that dumps its argv as JSON into the capture file and exits 0, run
+    # through the same background path a board uses (LocalConnection runs the board's sh).
     fake = tmp_path / "sysdig"
     fake.write_text(f"#!{sys.executable}\nimport json, sys\n"
                     "out = sys.argv[sys.argv.index('-w') + 1]\n"
                     "open(out, 'w').write(json.dumps(sys.argv[1:]))\n")
     fake.chmod(0o755)
-    prof = SimpleNamespace(name="t", install={"dir": str(tmp_path)})
-    b = capture._Board.__new__(capture._Board)
-    b.r, b.c, b.profile, b.sysdig = _LocalShell(), None, prof, str(fake)
-    b.dir, b.where = str(tmp_path / "work dir; $(touch pwned)"), "test"
-    b.out = b.dir + "/capture.scap"
+    d = str(tmp_path / "work dir; $(touch pwned)")
+    sd = capture.Sysdig(LocalConnection(), str(fake), work_dir=d)
     flt = f'fd.name="{value}"'
-    argv = sysdig_argv(Options(raw_filter=flt), b.out, b.sysdig)
-    b.start(argv)
+    sd.start(Options(raw_filter=flt))
     for _ in range(100):
-        if not b.poll()[1]:
+        if not sd.poll()[0]:
             break
         time.sleep(0.05)
-    rc, _ = b.finish()
+    rc, _ = sd.stop()
     assert rc == 0
-    got = json.loads(Path(b.out).read_text())
-    assert got == argv[1:]
+    got = json.loads(Path(sd.out).read_text())
+    assert got == sd.argv[1:]
     assert got[-1] == f"({flt})"
     assert not (tmp_path / "pwned").exists()
 

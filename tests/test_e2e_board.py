@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 import sysdig_kit
-from sysdig_kit import capture, deploy, paths, remote
+from sysdig_kit import board, capture, deploy, paths
 from sysdig_kit.errors import KitError
 from sysdig_kit.read import decode_args
 
@@ -38,8 +38,8 @@ def test_deploy_is_idempotent_and_smokes(deployed):
     assert second["changed"] is False  # same bundle: nothing pushed, nothing reloaded
     assert second["bundle_id"] == first["bundle_id"]
     assert first["smoke_events"] >= 1 and second["smoke_events"] >= 1
-    with remote.connect(prof) as c:
-        assert remote.sh(c, "test -c /dev/scap0 && test -d /sys/module/scap", warn=True).ok
+    with board.connect(prof) as c:
+        assert c.sh("test -c /dev/scap0 && test -d /sys/module/scap", check=False).ok
 
 
 def test_vermagic_mismatch_is_refused(deployed):
@@ -125,9 +125,8 @@ def test_busy_workload_rate_without_drops(deployed, tmp_path):
     prof = deployed[0]
     n = 20000
 
-    def workload(runner):
-        remote.run(runner.c, ["dd", "if=/dev/zero", "of=/dev/null", "bs=1", f"count={n}"],
-                   timeout=300)
+    def workload(conn):
+        conn.run(["dd", "if=/dev/zero", "of=/dev/null", "bs=1", f"count={n}"], timeout=300)
 
     o = capture.Options(proc="dd", snaplen=80)
     res = capture.capture(o, tmp_path / "dd.scap", profile=prof, workload=workload, quiet=True)

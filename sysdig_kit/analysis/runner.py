@@ -1,11 +1,12 @@
 """Run a playbook: workloads x variants x repetitions (after warm-up) on its boards.
 
-Every run is one shell script of ours on the board (or here, for `board: local`): it starts the
-capture (sysdig's command line from sysdig_kit.capture; or strace -f), times the workload with
-the board's own clock (`date +%s%N`, so SSH latency is not measured), reads the CPU time of the
-workload's process tree with `times` (for strace that includes strace itself), stops sysdig
-with SIGINT and prints its statistics. Several boards run the same script at once through a
-Fabric ThreadingGroup (SerialGroup with `parallel: false`).
+Every board (or this machine, for `board: local`) is reached through sysdig_kit.board. A run
+starts sysdig the one way the kit runs it (sysdig_kit.capture.Sysdig: background, wait for the
+header, SIGINT, `-v` statistics) with the board's own deployed sysdig, then runs one shell
+script of ours that times the workload with the board's own clock (`date +%s%N`, so SSH
+latency is not measured) and reads the CPU time of the workload's process tree with `times`
+(for strace -f, which the script runs itself, that includes strace). Several boards run at
+once, one thread each (one after the other with `parallel: false`).
 
 The workload runs as `kit-workload -c CMD`, a copy of /bin/sh, so sysdig can follow exactly
 the workload's processes with `proc.name=kit-workload or proc.aname=kit-workload`.
@@ -20,7 +21,6 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
-import subprocess
 import time
 import uuid
 from dataclasses import dataclass
@@ -40,39 +40,38 @@ RESULT_COLUMNS = ["board", "workload", "variant", "tool", "snaplen", "run", "war
 
 # --- the run script ---------------------------------------------------------------------------
 
-def script(d: str, w: Workload, v: Variant, sysdig: str = "sysdig", timeout: float = 600) -> str:
-    """The shell script of one run in work folder `d` (fixed text of ours; every value quoted).
+def sysdig_options(v: Variant):
+    """The capture of a sysdig variant: the workload's process tree, at its snaplen."""
+    from ..capture import Options
+
+    return Options(proc=WORKLOAD_COMM, follow_children=True, snaplen=v.snaplen)
+
+
+def prepare(d: str) -> str:
+    """A fresh work folder `d` with the workload's shell in it."""
+    q = shlex.quote
+    return (f"d={q(d)}\n" + 'rm -rf "$d"; mkdir -p "$d" && cd "$d" || exit 90\n'
+            + f'cp /bin/sh "$d/{WORKLOAD_COMM}" || exit 91\n')
+
+
+def script(d: str, w: Workload, v: Variant, timeout: float = 600) -> str:
+    """The shell script timing one run in work folder `d` (fixed text of ours; every value
+    quoted). sysdig, if the variant has it, is already capturing.
 
     The workload runs under coreutils `timeout`, which kills its whole process group (strace
     and its tracees too), so a run that overruns leaves nothing behind on the board."""
-    from ..capture import Options, sysdig_argv
-
     q = shlex.quote
-    lines = [f"d={q(d)}", 'rm -rf "$d"; mkdir -p "$d" && cd "$d" || exit 90',
-             f'cp /bin/sh "$d/{WORKLOAD_COMM}" || exit 91']
+    lines = [f"d={q(d)}", 'cd "$d" || exit 90']
     run = f'"$d/{WORKLOAD_COMM}" -c {q(w.run)}'
     limit = f"timeout -k 5 {max(1, round(timeout))}"
-    if v.tool == "sysdig":
-        o = Options(proc=WORKLOAD_COMM, follow_children=True, snaplen=v.snaplen)
-        argv = sysdig_argv(o, f"{d}/capture.scap", sysdig)
-        lines += [f'{shlex.join(argv)} >"$d/sysdig.log" 2>&1 </dev/null &', "sp=$!", "i=0",
-                  # a capture file with its header = sysdig is capturing
-                  ('while [ ! -s "$d/capture.scap" ] && kill -0 $sp 2>/dev/null && '
-                   '[ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done'),
-                  ('kill -0 $sp 2>/dev/null || { echo "KIT sysdig_failed"; '
-                   'cat "$d/sysdig.log"; exit 92; }')]
-    elif v.tool == "strace":
+    if v.tool == "strace":
         run = f'strace -f -ttt -qq -o "$d/strace.txt" {run}'
     lines += ["t0=$(date +%s%N)", f'{limit} {run} >/dev/null 2>"$d/err" </dev/null', "rc=$?",
               "t1=$(date +%s%N)",
               # `times` in this shell (a $(...) subshell would report its own, empty, children)
               'times >"$d/times"', 'set -- $(cat "$d/times")',
               'echo "KIT rc=$rc ns=$((t1-t0)) cpu_user=$3 cpu_sys=$4"']
-    if v.tool == "sysdig":
-        lines += ["sleep 1", "kill -INT $sp; wait $sp", 'echo "KIT sysdig_rc=$?"',
-                  'echo "KIT bytes=$(stat -c %s "$d/capture.scap")"',
-                  'echo KIT-SYSDIG-LOG; cat "$d/sysdig.log"']
-    elif v.tool == "strace":
+    if v.tool == "strace":
         lines.append('echo "KIT bytes=$(stat -c %s "$d/strace.txt")"')
     lines += ['echo KIT-STDERR; tail -c 1500 "$d/err"']
     return "\n".join(lines) + "\n"
@@ -81,9 +80,7 @@ def script(d: str, w: Workload, v: Variant, sysdig: str = "sysdig", timeout: flo
 def parse(out: str) -> dict:
     """The KIT lines of a run's output."""
     r: dict = {"sysdig_log": "", "stderr": ""}
-    head, _, stderr = out.partition("KIT-STDERR\n")
-    head, _, log = head.partition("KIT-SYSDIG-LOG\n")
-    r["sysdig_log"], r["stderr"] = log, stderr
+    head, _, r["stderr"] = out.partition("KIT-STDERR\n")
     for m in re.finditer(r"^KIT (.*)$", head, re.MULTILINE):
         for kv in m[1].split():
             k, _, v = kv.partition("=")
@@ -94,7 +91,7 @@ def parse(out: str) -> dict:
     return r
 
 
-# --- where runs happen: here, or boards through a Fabric group ---------------------------------
+# --- where runs happen: boards (or this machine) through sysdig_kit.board ----------------------
 
 @dataclass
 class _Out:
@@ -103,107 +100,98 @@ class _Out:
     stderr: str
 
 
-class Local:
-    """`board: local`: this machine. No sysdig driver here, so normally none and strace."""
+class Targets:
+    """The playbook's boards, each with its platform and an open connection; `each(fn)` runs
+    fn(target) on all of them, at once (threads) or one after the other."""
 
-    def __init__(self):
-        self.boards = ["local"]
+    def __init__(self, names: list[str], parallel: bool = True, boot: bool = False):
+        from .. import board, profiles
 
-    def capabilities(self) -> dict[str, set[str]]:
-        can = {"none"}
-        if shutil.which("strace"):
-            can.add("strace")
-        if shutil.which("sysdig") and (Path("/dev/scap0").exists() or Path("/dev/sysdig0").exists()):
-            can.add("sysdig")
-        return {"local": can}
+        self.parallel = parallel
+        self.plats = {}
+        self.conns = {}
+        try:
+            for n in names:
+                plat = board.platform(None if n == "local" else profiles.load(n))
+                self.plats[plat.name] = plat
+                self.conns[plat.name] = plat.connect(boot=boot)
+        except BaseException:
+            self.close()
+            raise
+        self.boards = list(self.plats)
 
-    def sysdig(self, board: str) -> str:
-        return "sysdig"
+    def each(self, fn) -> dict:
+        if not self.parallel or len(self.boards) == 1:
+            return {b: fn(b) for b in self.boards}
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(self.boards)) as pool:
+            futures = {b: pool.submit(fn, b) for b in self.boards}
+            return {b: f.result() for b, f in futures.items()}
+
+    def sh(self, board: str, text: str, timeout: float) -> _Out:
+        """A script on one board; an SSH failure (board gone) is rc 125 with the reason."""
+        try:
+            r = self.conns[board].sh(text, timeout=timeout, check=False)
+        except KitError as exc:
+            return _Out(125, "", str(exc))
+        return _Out(r.rc, r.stdout, r.stderr)
 
     def run(self, text: str, timeout: float) -> dict[str, _Out]:
-        try:
-            p = subprocess.run(["sh", "-c", text], capture_output=True, text=True,
-                               timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
-            return {"local": _Out(124, "", f"timed out after {timeout:g} s")}
-        return {"local": _Out(p.returncode, p.stdout, p.stderr)}
-
-    def get(self, remote: str, local_dir: Path) -> dict[str, Path]:
-        dst = local_dir / "local" / Path(remote).name
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(remote, dst)
-        return {"local": dst}
-
-    def close(self) -> None:
-        pass
-
-
-class Boards:
-    """One or more board profiles as a Fabric ThreadingGroup (or SerialGroup)."""
-
-    def __init__(self, names: list[str], parallel: bool = True):
-        from fabric import SerialGroup, ThreadingGroup
-
-        from .. import profiles, remote
-
-        self.profiles = [profiles.load(n) for n in names]
-        conns = [remote.connect(p, boot=True) for p in self.profiles]
-        self.group = (ThreadingGroup if parallel else SerialGroup).from_connections(conns)
-        self.name_of = {id(c): p.name for c, p in zip(conns, self.profiles)}
-        self.addr = {(c.host, int(c.port)): p.name for c, p in zip(conns, self.profiles)}
-        self.boards = [p.name for p in self.profiles]
-
-    def sysdig(self, board: str) -> str:
-        from ..deploy import install_dir
-
-        prof = next(p for p in self.profiles if p.name == board)
-        return f"{install_dir(prof)}/sysdig/bin/sysdig"
+        return self.each(lambda b: self.sh(b, text, timeout))
 
     def capabilities(self) -> dict[str, set[str]]:
         out = {}
-        for p in self.profiles:
+        for b, plat in self.plats.items():
             probe = (f"command -v strace >/dev/null && echo strace; "
-                     f"test -x {shlex.quote(self.sysdig(p.name))} && "
+                     f"command -v {shlex.quote(plat.sysdig)} >/dev/null && "
                      "{ test -e /dev/scap0 || test -e /dev/sysdig0; } && echo sysdig; true")
-            res = self.run(probe, 60)[p.name]
+            res = self.sh(b, probe, 60)
             if res.rc != 0:  # SSH itself failed: say so, not "cannot run sysdig"
-                raise KitError(f"board {p.name}: cannot run commands over SSH "
-                               f"({p.ssh.user}@{p.ssh.host}:{p.ssh.port}): {res.stderr[:300]}")
-            out[p.name] = {"none"} | set(res.stdout.split())
-        return out
-
-    def run(self, text: str, timeout: float) -> dict[str, _Out]:
-        from fabric.exceptions import GroupException
-
-        try:
-            res = self.group.run(text, hide=True, warn=True, timeout=timeout, in_stream=False,
-                                 pty=False)
-        except GroupException as exc:
-            res = exc.result
-        out = {}
-        for c, r in res.items():
-            name = self.name_of[id(c)]
-            if isinstance(r, Exception):
-                out[name] = _Out(125, "", f"{type(r).__name__}: {r}")
-            else:
-                out[name] = _Out(r.return_code, r.stdout, r.stderr)
-        return out
-
-    def get(self, remote: str, local_dir: Path) -> dict[str, Path]:
-        tmp = local_dir / "_fetch"
-        self.group.get(remote, local=f"{tmp}/{{host}}-{{port}}/{{basename}}")
-        out = {}
-        for (host, port), name in self.addr.items():
-            src = tmp / f"{host}-{port}" / Path(remote).name
-            dst = local_dir / name / Path(remote).name
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(src, dst)
-            out[name] = dst
-        shutil.rmtree(tmp, ignore_errors=True)
+                raise KitError(f"board {b}: cannot run commands: {res.stderr[:300]}")
+            out[b] = {"none"} | set(res.stdout.split())
         return out
 
     def close(self) -> None:
-        self.group.close()
+        for c in self.conns.values():
+            c.close()
+
+
+def _run_on(targets: Targets, b: str, d: str, w: Workload, v: Variant, timeout: float) -> dict:
+    """One run on board b: sysdig started (if the variant has it), the timed script, sysdig
+    stopped. The parsed KIT fields plus rc_ssh (the script's own exit status), err_ssh."""
+    from ..capture import Sysdig
+
+    prep = targets.sh(b, prepare(d), 60)
+    if prep.rc != 0:
+        return {"rc_ssh": prep.rc, "err_ssh": prep.stderr or prep.stdout}
+    sd = None
+    try:
+        if v.tool == "sysdig":
+            conn = targets.conns[b]
+            sd = Sysdig(conn, targets.plats[b].sysdig, out=f"{d}/capture.scap",
+                        work_dir=f"{d}/sysdig")
+            sd.start(sysdig_options(v))
+            if not sd.wait_header():
+                _, text = sd.stop()
+                return {"rc_ssh": 0, "sysdig_failed": True, "sysdig_log": text}
+        res = targets.sh(b, script(d, w, v, timeout), timeout + 60)
+        p = parse(res.stdout)
+        p.update(rc_ssh=res.rc, err_ssh=res.stderr)
+        if sd is not None:
+            time.sleep(1)  # let sysdig drain the driver's buffers
+            p["sysdig_rc"], p["sysdig_log"] = sd.stop()
+            p["bytes"] = sd.conn.size(sd.out)
+            sd = None
+        return p
+    except KitError as exc:  # the board went away mid-run
+        return {"rc_ssh": 125, "err_ssh": str(exc)}
+    finally:
+        if sd is not None:  # never leave a sysdig running on the board
+            try:
+                sd.stop()
+            except KitError:
+                pass
 
 
 # --- the runner -------------------------------------------------------------------------------
@@ -231,23 +219,22 @@ def plan(pb: Playbook, caps: dict[str, set[str]], skip_unsupported: bool = False
     return [v for v in pb.variants if v.name not in bad]
 
 
-def _target(pb: Playbook):
-    if pb.boards == ["local"]:
-        return Local()
-    if "local" in pb.boards:
+def _target(pb: Playbook, boot: bool = False) -> Targets:
+    if "local" in pb.boards and pb.boards != ["local"]:
         raise KitError(f"{pb.where('board')}: 'local' cannot be mixed with boards in one run")
-    return Boards(pb.boards, parallel=pb.parallel)
+    return Targets(pb.boards, parallel=pb.parallel, boot=boot)
 
 
 def run(pb: Playbook, out: str | Path | None = None, skip_unsupported: bool = False,
-        quiet: bool = False, dataset: bool = True) -> pd.DataFrame:
-    """Run the playbook; returns the results table (also written to OUT/results.csv/.parquet)."""
+        quiet: bool = False, dataset: bool = True, boot: bool = False) -> pd.DataFrame:
+    """Run the playbook; returns the results table (also written to OUT/results.csv/.parquet).
+    boot=True powers its boards on first if they are down."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     out = Path(out or pb.output or Path("out") / pb.name)  # out/ is git-ignored
     console = Console(stderr=True, quiet=quiet)
-    target = _target(pb)
+    target = _target(pb, boot)
     work = f"{REMOTE_DIR}-{uuid.uuid4().hex[:8]}"  # this invocation's folder on the board
     try:
         if pb.setup:
@@ -312,52 +299,50 @@ def _setup(pb: Playbook, target) -> None:
                            f"{tail[0][:300]}")
 
 
-def _one(target, d: str, out: Path, w: Workload, v: Variant, k: int, warm: bool,
+def _one(target: Targets, d: str, out: Path, w: Workload, v: Variant, k: int, warm: bool,
          dataset: bool, timeout: float) -> list[dict]:
     """One run on every board of the target (work folder `d`); its result rows."""
+    from ..capture import parse_stats
+
     rows = []
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    # One sysdig path per board; boards of one group share the install dir in practice.
-    text = script(d, w, v, target.sysdig(target.boards[0]), timeout)
-    res = target.run(text, timeout + 180)  # + sysdig's start and stop
+    res = target.each(lambda b: _run_on(target, b, d, w, v, timeout))
     capfile = {"sysdig": "capture.scap", "strace": "strace.txt"}.get(v.tool)
-    fetched, err_fetch = {}, None
-    if capfile and not warm and any(r.rc == 0 for r in res.values()):
-        raw = out / "raw" / w.name / f"run{k}-{v.name}"
-        try:
-            fetched = target.get(f"{d}/{capfile}", raw)
-        except (OSError, KitError) as exc:  # a failed run leaves no file: reported below
-            err_fetch = str(exc)
-    for board, r in res.items():
-        p = parse(r.stdout)
+    for board, p in res.items():
         rc = int(p["rc"]) if "rc" in p else None
-        ok = r.rc == 0 and rc == 0 and "sysdig_failed" not in p
+        ok = p["rc_ssh"] == 0 and rc == 0 and "sysdig_failed" not in p \
+            and p.get("sysdig_rc", 0) in (0, None)
         err = ""
         if not ok:
-            tail = (p["stderr"] or r.stderr).strip().splitlines()[-1:]
+            tail = (p.get("stderr") or p.get("err_ssh") or "").strip().splitlines()[-1:]
             err = tail[0][:300] if tail else f"no error output (exit status {rc})"
             if rc is None:  # the script did not get to time the workload
-                out_tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["no output"]
-                err = f"the run did not finish (rc {r.rc}): {out_tail[0][:300]}"
+                out_tail = (p.get("err_ssh") or "").strip().splitlines()[-1:] or ["no output"]
+                err = f"the run did not finish (rc {p['rc_ssh']}): {out_tail[0][:300]}"
             if rc == 124:
                 err = f"timed out after {timeout:g} s (playbook timeout)"
             if "sysdig_failed" in p:
-                err = f"sysdig did not start: {p['sysdig_log'].strip()[-300:] or r.stdout[-300:]}"
+                err = f"sysdig did not start: {p['sysdig_log'].strip()[-300:]}"
+            elif p.get("sysdig_rc") not in (0, None):
+                err = f"sysdig failed (rc {p['sysdig_rc']}): {p['sysdig_log'].strip()[-300:]}"
         row = {"board": board, "workload": w.name, "variant": v.name, "tool": v.tool,
                "snaplen": v.snaplen, "run": k, "warmup": warm, "ok": ok, "rc": rc,
                "wall_s": int(p["ns"]) / 1e9 if "ns" in p else None, "cpu_s": p.get("cpu_s"),
                "events": None, "drops": None, "capture_bytes": int(p["bytes"]) if "bytes" in p
                else None, "started": started, "error": err}
         if v.tool == "sysdig":
-            from ..capture import parse_stats
-
-            row["drops"] = parse_stats(p["sysdig_log"]).get("driver_drops")
+            row["drops"] = parse_stats(p.get("sysdig_log", "")).get("driver_drops")
         elif v.tool == "strace":
             row["drops"] = 0  # ptrace stops the tracee: strace cannot drop
-        if board in fetched:
-            row["events"] = _store(fetched[board], board, k, v, w, out, dataset)
-        elif capfile and not warm and ok and err_fetch:
-            row["error"] = f"capture not fetched: {err_fetch}"
+        if capfile and not warm and rc == 0 and p["rc_ssh"] == 0:
+            dst = out / "raw" / w.name / f"run{k}-{v.name}" / board / capfile
+            try:
+                target.conns[board].pull(f"{d}/{capfile}", dst)
+            except (OSError, KitError) as exc:  # a failed run leaves no file
+                if ok:
+                    row["error"] = f"capture not fetched: {exc}"
+            else:
+                row["events"] = _store(dst, board, k, v, w, out, dataset)
         rows.append(row)
     return rows
 

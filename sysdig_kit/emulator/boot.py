@@ -17,14 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from invoke.exceptions import CommandTimedOut, UnexpectedExit
-from paramiko.ssh_exception import SSHException
-
 from ..errors import KitError
 from . import image as _image
-
-# What an SSH attempt raises while the board is still booting (or already gone).
-_NOT_YET = (OSError, EOFError, SSHException, CommandTimedOut, UnexpectedExit)
 
 DEFAULTS = {"machine": "virt", "cpu": "cortex-a57", "smp": 2, "memory_mb": 2048, "boot_timeout": 420}
 
@@ -112,17 +106,16 @@ def qemu_command(profile, img: _image.Image, disk: Path, serial: Path, pidfile: 
     ]
 
 
-def up(profile, fresh: bool = False, log=print) -> Running:
-    """Boot the board (building its image first if needed) and wait until SSH answers.
+def up(profile, fresh: bool = False, log=print, ready=None) -> Running:
+    """Boot the board (building its image first if needed) and wait until SSH answers:
+    sshd's banner, then `ready()` (a command over SSH: sysdig_kit.board.qemu gives it) is true.
     Two callers at once (a test and a playbook) get one board: the second waits for the first."""
     img = _image.ensure(profile.name, profile.emulator or {}, log=log)
     with _image._lock(_image.board_dir(profile.name) / ".boot.lock"):
-        return _up(profile, img, fresh, log)
+        return _up(profile, img, fresh, log, ready or (lambda: True))
 
 
-def _up(profile, img: _image.Image, fresh: bool, log) -> Running:
-    from .. import remote  # remote knows SSH; imported late to keep emulator import light
-
+def _up(profile, img: _image.Image, fresh: bool, log, ready) -> Running:
     info = running(profile)
     if info:
         return Running(info["pid"], info["port"], None, info["kernel_release"], Path(info["serial"]))
@@ -146,7 +139,7 @@ def _up(profile, img: _image.Image, fresh: bool, log) -> Running:
     _state(profile.name).write_text(json.dumps(state))
     timeout = float(settings(profile)["boot_timeout"])
     try:
-        _wait_ssh(profile, pid, t0 + timeout, serial, remote)
+        _wait_ssh(profile, pid, t0 + timeout, serial, ready)
     except BaseException:
         down(profile, log=lambda *_: None)
         raise
@@ -155,7 +148,7 @@ def _up(profile, img: _image.Image, fresh: bool, log) -> Running:
     return Running(pid, port, took, img.kernel_release, serial)
 
 
-def _wait_ssh(profile, pid: int, deadline: float, serial: Path, remote) -> None:
+def _wait_ssh(profile, pid: int, deadline: float, serial: Path, ready) -> None:
     while time.monotonic() < deadline:
         if not _alive(pid):
             raise KitError(f"the board's QEMU exited while booting; serial log {serial}:\n"
@@ -163,12 +156,8 @@ def _wait_ssh(profile, pid: int, deadline: float, serial: Path, remote) -> None:
         if not _banner(int(profile.ssh.port)):
             time.sleep(2)
             continue
-        try:
-            with remote.connect(profile, timeout=10) as c:
-                if remote.run(c, ["true"], timeout=20, warn=True).ok:
-                    return
-        except _NOT_YET:  # not up yet: refused, reset, banner timeout, auth not ready
-            pass
+        if ready():
+            return
         time.sleep(2)
     raise KitError(f"the board did not answer SSH within the boot timeout; serial log {serial}:\n"
                    + _tail(serial))
@@ -192,20 +181,16 @@ def _tail(p: Path, n: int = 12) -> str:
         return "(no serial log)"
 
 
-def down(profile, timeout: float = 60, log=print) -> bool:
-    """Power off cleanly (poweroff over SSH), else SIGTERM then SIGKILL. False if it was not up."""
-    from .. import remote
-
+def down(profile, timeout: float = 60, log=print, poweroff=None) -> bool:
+    """Power off cleanly (`poweroff()`: a poweroff over SSH, given by sysdig_kit.board.qemu),
+    else SIGTERM then SIGKILL. False if it was not up."""
     info = running(profile)
     if not info:
         return False
     pid = info["pid"]
     t0 = time.monotonic()
-    try:
-        with remote.connect(profile, timeout=10) as c:
-            remote.run(c, ["systemctl", "poweroff", "--no-block"], timeout=15, warn=True)
-    except _NOT_YET:
-        pass  # unreachable: fall through to signals
+    if poweroff is not None:
+        poweroff()  # best effort: an unreachable guest falls through to signals
     for sig, wait in ((None, timeout), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):
         if sig is not None and _alive(pid):
             os.kill(pid, sig)
