@@ -68,7 +68,7 @@ def decode_value(ptype: str | None, raw, encoding: str = "scap"):
             return int(tok, 16) if "0x" in tok.lower() else int(tok)
         if ptype in STRINGS:
             return raw.decode("utf-8", "surrogateescape")
-        return raw
+        return raw or None  # an empty buffer, as the scap decoding gives it
     raise KitError(f"unknown args encoding {encoding!r} (scap, text or json)")
 
 

@@ -52,6 +52,7 @@ ATTRS_DEFAULTS = {
     "scap_version": None,
     "event_table": None,
     "args_encoding": None,
+    "buffers": "raw",
     "warnings": [],
 }
 

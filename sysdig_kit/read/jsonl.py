@@ -16,6 +16,7 @@ from ..errors import KitError
 from .text import (
     NA,
     Batch,
+    Pids,
     _strip_era_space,
     encode_args,
     era_table,
@@ -49,7 +50,7 @@ class JsonReader:
         """Frames of at most `batch_size` events (all in one when None). sysdig_version
         ("0.29"/"0.41") says how res was printed; detected from evt.info when None."""
         path = Path(path)
-        state = {"era": sysdig_version, "kit": True, "warnings": []}
+        state = {"era": sysdig_version, "kit": True, "warnings": [], "pids": Pids()}
         batch = Batch()
         yielded = False
         with open_text(path) as f:
@@ -64,15 +65,16 @@ class JsonReader:
                     raise KitError(f"{path}: line {lineno} is not a JSON object")
                 cls._add(batch, obj, path, lineno, state, b64)
                 if batch_size and len(batch) >= batch_size:
-                    yield cls._frame(batch, path, state)
+                    yield cls._frame(batch, path, state, b64)
                     yielded = True
                     batch = Batch()
         if len(batch) or not yielded:
-            yield cls._frame(batch, path, state)
+            yield cls._frame(batch, path, state, b64)
 
     @staticmethod
-    def _frame(batch, path, state):
+    def _frame(batch, path, state, b64):
         return batch.frame(source=path, format="json", args_encoding="text",
+                           buffers="raw" if b64 else "printed",
                            event_table=era_table(state["era"]),
                            warnings=list(state["warnings"]))
 
@@ -94,7 +96,12 @@ class JsonReader:
             res = _na(o["evt.rawres"])
         else:
             res = rawres(params, lay, d, state["era"] or "0.41")
-        pid = _na(o.get("proc.pid"))
-        batch.add(int(o["evt.num"]), rawt, int(o["evt.cpu"]), int(o["thread.tid"]),
-                  None if pid is None else int(pid), _na(o.get("proc.name")), d, typ,
+        tid = int(o["thread.tid"])
+        if "proc.pid" in o:
+            pid = _na(o["proc.pid"])
+            pid = None if pid is None else int(pid)
+        else:
+            pid = state["pids"].pid(tid, typ, d, params)
+        batch.add(int(o["evt.num"]), rawt, int(o["evt.cpu"]), tid, pid,
+                  _na(o.get("proc.name")), d, typ,
                   None if res is None else int(res), encode_args(params, lay, b64=b64))

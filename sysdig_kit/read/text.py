@@ -230,16 +230,24 @@ def _buffer_names(layout: tuple) -> frozenset:
     return frozenset(n for n, t, _ in layout if t == "PT_BYTEBUF")
 
 
+@lru_cache(maxsize=4096)
+def _binary_names(layout: tuple) -> frozenset:
+    return frozenset(n for n, t, _ in layout if t in ("PT_BYTEBUF", "PT_SOCKADDR", "PT_SOCKTUPLE"))
+
+
 def encode_args(params: list, layout, b64: bool) -> list:
     """(name, text) -> (name, bytes): UTF-8 text, or the base64-decoded bytes of buffers when
     sysdig printed them with -b."""
     bufs = _buffer_names(layout) if (b64 and layout) else ()
+    binary = _binary_names(layout) if layout else ()
     out = []
     for name, value in params:
+        if value == "NULL" and name in binary:
+            # 0.41 prints an empty buffer or address so (the 3 bytes b"5B\xcb" in base64,
+            # or a 4-byte buffer "NULL", are far rarer than an empty one)
+            out.append((name, b""))
+            continue
         if name in bufs and value != NA:
-            if value == "NULL":  # 0.41 prints an empty buffer so (3 bytes b"5B\xcb" never are)
-                out.append((name, b""))
-                continue
             try:
                 out.append((name, base64.b64decode(value, validate=True)))
                 continue
@@ -278,6 +286,30 @@ class Batch:
 
     def frame(self, **attrs):
         return make_frame(**self.cols, **attrs)
+
+
+# Exits whose parameters name the calling thread's tid and pid (sysdig's thread info).
+_THREAD_INFO_EXITS = frozenset({"clone", "clone3", "fork", "vfork", "execve", "execveat"})
+
+
+class Pids:
+    """thread tid -> process pid, learned from the `tid=` and `pid=` that clone/fork/execve
+    exits print: the default text and `-j` have no pid column, but these events say it."""
+
+    def __init__(self):
+        self.by_tid: dict[int, int] = {}
+
+    def pid(self, tid: int, evt_type: str, evt_dir: str, params: list):
+        if evt_dir == "<" and evt_type in _THREAD_INFO_EXITS:
+            p = dict(params)
+            t, pid = parse_int(p.get("tid", "")), parse_int(p.get("pid", ""))
+            if t == tid and pid is not None and pid > 0:
+                self.by_tid[tid] = pid
+                child, flags = parse_int(p.get("res", "")), p.get("flags", "")
+                if evt_type != "execve" and child and child > 0 and flags[:1].isdigit():
+                    # the parent's side: the child is a new process unless CLONE_THREAD
+                    self.by_tid[child] = pid if "CLONE_THREAD" in flags else child
+        return self.by_tid.get(tid)
 
 
 def open_text(path: Path):
@@ -357,7 +389,7 @@ class TextReader:
         printed a default-format file (decides how res is printed); detected when None."""
         path = Path(path)
         clock = _Clock(date, start, tz)
-        state = {"era": sysdig_version, "kit": None, "warnings": []}
+        state = {"era": sysdig_version, "kit": None, "warnings": [], "pids": Pids()}
         batch = Batch()
         yielded = False
         with open_text(path) as f:
@@ -376,6 +408,7 @@ class TextReader:
             warnings.append("sysdig's default text has no date: evt_rawtime counts from "
                             "1970-01-01 (pass date= and tz= to read())")
         return batch.frame(source=path, format="text", args_encoding="text",
+                           buffers="raw" if state["kit"] else "printed_cut",
                            event_table=era_table(state["era"]), warnings=warnings)
 
     @staticmethod
@@ -398,7 +431,9 @@ class TextReader:
         num, h, mi, s, frac, cpu, name, tid, d, typ, info = m.groups()
         info = _strip_era_space(info or "", state)
         params, lay = split_info(info, typ, d, state["era"])
-        batch.add(int(num), clock.ns(h, mi, s, frac), int(cpu), int(tid), None,
+        tid = int(tid)
+        batch.add(int(num), clock.ns(h, mi, s, frac), int(cpu), tid,
+                  state["pids"].pid(tid, typ, d, params),
                   _name_or_none(name), d, typ, rawres(params, lay, d, state["era"] or "0.41"),
                   encode_args(params, lay, b64=False))
 

@@ -97,7 +97,8 @@ def check(frame: pd.DataFrame, log: pd.DataFrame, manifest=None) -> dict:
             total=len(exits), per_syscall=per))
 
     trunc = sc[_has(sc, "truncated_buffer")]
-    if len(trunc):
+    cut = frame.attrs.get("buffers") == "printed_cut"
+    if len(trunc) and not cut:  # printed_cut: sysdig's print length hides the snaplen
         need = [int(b["reported_len"]) for bufs in trunc["buffers"] for b in bufs
                 if b["output"] and b["reported_len"] is not None
                 and b["captured_len"] < b["reported_len"]]
@@ -186,10 +187,27 @@ def check(frame: pd.DataFrame, log: pd.DataFrame, manifest=None) -> dict:
             per_syscall=_per(named["syscall"])))
     unknown = sc[sc["syscall"].isin(["<unknown>", "syscall"])]
     if len(unknown):
+        printed = frame.attrs.get("format") in ("text", "json")
         reasons.append(_reason(
             "unknown_syscall", INSUFFICIENT, len(unknown),
             f"{len(unknown)} syscalls are unknown to the driver and have no number to name them",
+            # sysdig's text and JSON print `<unknown>` without the number the scap file holds
+            "read the .scap file itself: sysdig's text and JSON do not print the number"
+            if printed else
             "give the capture's architecture (--arch) so the syscall number names them"))
+
+    if frame.attrs.get("buffers", "raw") != "raw":
+        outs = sc[sc["buffers"].map(lambda bs: any(b["output"] for b in bs)).astype(bool)]
+        if len(outs):
+            reasons.append(_reason(
+                "printed_buffers", INSUFFICIENT, len(outs),
+                f"{len(outs)} syscalls wrote buffers that this input holds only as sysdig "
+                "printed them (non-printable bytes as '.'"
+                + (f"; {len(trunc)} cut, at the snaplen or at sysdig's print length"
+                   if cut else "") + "), not their bytes",
+                "read the .scap file itself, or sysdig's output with -b (base64) in the kit "
+                "format (sysdig_kit.read.text.KIT_SYSDIG_ARGS)",
+                per_syscall=_per(outs["syscall"])))
 
     nums = frame["evt_num"].to_numpy()
     steps = nums[1:] - nums[:-1] if len(nums) > 1 else nums[:0]

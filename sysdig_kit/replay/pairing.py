@@ -99,7 +99,8 @@ def _events(df: pd.DataFrame):
     names, values = flat.field("name").to_pylist(), flat.field("value").to_pylist()
     for i, row in enumerate(zip(*cols)):
         a, b = offs[i], offs[i + 1]
-        yield _Ev(*row, args=list(zip(names[a:b], values[a:b])))
+        # text and JSON frames have no pid: pd.NA would make every comparison ambiguous
+        yield _Ev(*(_na(v) for v in row), args=list(zip(names[a:b], values[a:b])))
 
 
 class Pairer:
@@ -164,8 +165,9 @@ class Pairer:
             if rec is None and ev.type in EXECS:
                 # A non-leader thread's successful execve returns in the leader's tid (the
                 # kernel's de_thread): pair it with that thread's pending execve enter.
-                other = next((t for t, r in pending.items() if r.enter.type == ev.type
-                              and r.enter.pid == ev.pid and ev.pid is not None), None)
+                other = None if ev.pid is None else next(
+                    (t for t, r in pending.items()
+                     if r.enter.type == ev.type and r.enter.pid == ev.pid), None)
                 if other is not None:
                     rec = pending.pop(other)
                     rec.exit = ev
@@ -210,7 +212,7 @@ def build(df: pd.DataFrame, arch: str | None = None) -> pd.DataFrame:
     recs = p.feed(df)
     p.finish()
     arch = _arch(df, arch)
-    return _log(_rows(recs, arch, df.attrs.get("args_encoding")), df, arch, p)
+    return _log(_rows(recs, arch, df.attrs), df, arch, p)
 
 
 def build_batches(frames: Iterable[pd.DataFrame], arch: str | None = None
@@ -229,10 +231,10 @@ def build_batches(frames: Iterable[pd.DataFrame], arch: str | None = None
             continue
         ready = [r for r in held if p.done(r)]
         held = [r for r in held if not p.done(r)]
-        yield _log(_rows(ready, arch, df.attrs.get("args_encoding")), df, arch, p)
+        yield _log(_rows(ready, arch, df.attrs), df, arch, p)
     p.finish()
     if first is not None:
-        yield _log(_rows(held, arch, first.attrs.get("args_encoding")), first, arch, p)
+        yield _log(_rows(held, arch, first.attrs), first, arch, p)
 
 
 def _log(rows, df, arch, p: Pairer) -> pd.DataFrame:
@@ -259,7 +261,12 @@ def _merge(rec: _Rec, encoding: str | None) -> tuple[dict[str, object], int | No
     return merged, nr
 
 
-def _rows(recs: list[_Rec], arch: str | None, encoding: str | None) -> list[dict]:
+def _rows(recs: list[_Rec], arch: str | None, attrs: dict) -> list[dict]:
+    encoding = attrs.get("args_encoding")
+    # sysdig's default text cuts printed buffers at its print length: how many bytes were
+    # captured is unknown there (a short buffer is still one the log lacks bytes of)
+    cut = attrs.get("buffers") == "printed_cut"
+    printed = attrs.get("buffers", "raw") != "raw"
     rows = []
     for rec in recs:
         last = rec.exit or rec.enter
@@ -293,7 +300,10 @@ def _rows(recs: list[_Rec], arch: str | None, encoding: str | None) -> list[dict
             if is_out:
                 reported = res if length_param == "res" else _as_int(merged.get(length_param))
                 reported = reported if isinstance(reported, int) and reported >= 0 else None
-            buffers.append({"name": n, "data": bytes(v), "captured_len": len(v),
+            # printed, a socket address or a struct is text: its length says nothing;
+            # a data buffer is printed a character per byte (uncut in JSON)
+            known = not cut and (is_out or not printed)
+            buffers.append({"name": n, "data": bytes(v), "captured_len": len(v) if known else None,
                             "reported_len": reported, "output": is_out})
             if reported is not None and len(v) < reported and "truncated_buffer" not in flags:
                 flags.append("truncated_buffer")

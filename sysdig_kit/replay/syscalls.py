@@ -55,7 +55,8 @@ def numbers(arch: str) -> dict[str, int]:
                                      ("poll", "ppoll"), ("select", "pselect6"),
                                      ("epoll_wait", "epoll_pwait"), ("getdents", "getdents64"),
                                      ("chmod", "fchmodat"), ("chown", "fchownat"),
-                                     ("mmap2", "mmap"), ("fcntl64", "fcntl")):
+                                     ("mmap2", "mmap"), ("fcntl64", "fcntl"),
+                                     ("sigreturn", "rt_sigreturn"), ("prlimit", "prlimit64")):
         if sysdig_name not in by_name and kernel_name in by_name:
             by_name[sysdig_name] = by_name[kernel_name]
     return by_name
