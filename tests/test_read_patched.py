@@ -50,3 +50,41 @@ def test_check_calls_the_patched_capture_sufficient_and_the_stock_one_not():
     assert (rc, res["verdict"]) == (1, "insufficient")
     nores = next(x for x in res["reasons"] if x["code"] == "no_return_value")
     assert (nores["count"], nores["total"]) == (98, 304)
+
+
+def test_batches_choose_the_table_for_the_whole_file(tmp_path):
+    """iter_batches(batch_size=N) gives read()'s frame whatever N: the patched table is
+    chosen from the file, not from the first batch (333 events hold no patched event)."""
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from sysdig_kit.read import iter_batches
+    from sysdig_kit.read.frame import ARGS_TYPE
+    from sysdig_kit.replay.log import read as read_log
+
+    path = DATA / "replay-complete-zsh-s80.scap"
+    whole = sysdig_kit.read(path)
+    for n in (333, 1000):
+        parts = list(iter_batches(path, batch_size=n))
+        assert len(parts) > 1
+        assert {p.attrs["event_table"] for p in parts} == {whole.attrs["event_table"]}
+        got = pd.concat(parts, ignore_index=True)
+        for col in whole.columns:
+            a, b = whole[col], got[col]
+            if col in ("evt_type", "evt_dir"):
+                a, b = a.astype(str), b.astype(str)
+            elif a.dtype == pd.ArrowDtype(ARGS_TYPE):
+                a, b = a.tolist(), b.tolist()
+            assert list(a) == list(b), (n, col)
+    logs = {}
+    for n in ("333", "1000000"):
+        out = tmp_path / f"{n}.parquet"
+        r = subprocess.run([sys.executable, "-m", "sysdig_kit.cli", "replay-log", str(path),
+                            "-o", str(out), "--batch-size", n], capture_output=True,
+                           text=True, timeout=120, check=False)
+        assert r.returncode == 0, r.stderr
+        logs[n] = read_log(out).sort_values(["thread_tid", "seq"]).reset_index(drop=True)
+    assert logs["333"]["flags"].map(len).gt(0).sum() == 30  # not 483 (issue 10)
+    pd.testing.assert_frame_equal(logs["333"], logs["1000000"])

@@ -75,11 +75,15 @@ def _frames(path: Path, batch_size: int | None, table_name: str | None):
         base = num = 0
         while True:
             chunk = Chunk(buf, base, path)
-            for offs, btypes in walk(chunk, pos, meta, batch_size):
+            # the chunk's blocks are walked before any batch is decoded, so that the event
+            # table is chosen from the whole chunk (as read() does), not from the first batch
+            batches = list(walk(chunk, pos, meta, batch_size))
+            for offs, btypes in batches:
                 if not len(offs):
                     continue
                 if table is None:
-                    table = eventtable.load(table_name or _choose_table(chunk.u8, offs, btypes))
+                    table = eventtable.load(table_name or _choose_table(
+                        chunk.u8, *map(np.concatenate, zip(*batches, strict=True))))
                     threads = ThreadTable(meta.threads)
                     arch = _arch(buf, meta)
                 ev = decode(chunk.u8, offs, btypes, table, path, first_run=num == 0, base=base)
