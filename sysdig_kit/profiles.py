@@ -24,7 +24,7 @@ PAIRS = {
     "2022": {"debian_release": "bookworm", "sysdig": "0.29.3", "driver": "0.1.1dev+git20220316.e5c53d64"},
 }
 USERSPACE_PROVIDERS = ("debian", "source")
-KERNEL_SOURCES = ("debian-headers", "tree", "git")
+KERNEL_SOURCES = ("debian-headers", "tree", "git", "board")
 # A real board's optional hooks: commands run on this machine (sysdig_kit/board/platforms.py).
 HOOK_KEYS = {"power_on", "power_off", "reset", "serial_log", "boot_timeout"}
 

@@ -137,3 +137,21 @@ def test_busy_workload_rate_without_drops(deployed, tmp_path):
     span = (df["evt_rawtime"].max() - df["evt_rawtime"].min()) / 1e9
     print(f"\nbusy workload: {len(df)} events in {span:.2f} s = {len(df) / span:,.0f} events/s, "
           f"driver events {st['driver_events']}, drops {st['driver_drops']}")
+
+
+def test_duration_stops_an_idle_capture(deployed, tmp_path):
+    """--duration is the kit's timer: a filter nothing matches (an idle target for sysdig, whose
+    own -M would wait for a matching event) still stops within a few seconds of 10 s."""
+    import time
+
+    prof = deployed[0]
+    t0 = time.monotonic()
+    res = capture.capture(capture.Options(proc="kit-idle-none", duration=10),
+                          tmp_path / "idle.scap", profile=prof, quiet=True)
+    took = time.monotonic() - t0
+    m = res.manifest
+    print(f"\nidle --duration 10: {m['capture_seconds']} s capturing, {took:.1f} s in all")
+    assert m["stop_reason"] == "duration" and m["sysdig_rc"] == 0
+    assert 10 <= m["capture_seconds"] <= 14
+    assert took <= 30  # start (SSH, versions, header) + 10 s + stop
+    assert res.path.stat().st_size > 0 and m["bytes"] == res.path.stat().st_size

@@ -19,26 +19,6 @@ from ..errors import KitError
 from . import bundle, driver, images, kernel, userspace
 
 
-def _kernel(profile) -> tuple[str | None, str, dict]:
-    """(release or None when the image resolves it, KDIR in the container, extra mounts)."""
-    k = profile.kernel
-    if k["source"] == "debian-headers":
-        if k.get("debian_release", profile.sysdig["debian_release"]) != \
-                profile.sysdig["debian_release"]:
-            raise KitError("kernel.debian_release must equal sysdig.debian_release (the driver "
-                           "source and the headers come from one suite)")
-        return k.get("release"), "", {}
-    if k["source"] == "git":
-        raise KitError("kernel.source: git is not implemented yet; prepare the tree once "
-                       "(make ARCH=arm64 O=OUT defconfig modules) and use source: tree")
-    tree = kernel.check_tree(k.get("tree"), profile.arch, k.get("release"))
-    mounts = {str(tree): {"bind": str(tree), "mode": "rw"}}
-    if k.get("src"):  # an O= tree's Makefile names its source tree by absolute path
-        src = Path(k["src"]).expanduser().resolve()
-        mounts[str(src)] = {"bind": str(src), "mode": "ro"}
-    return k["release"], str(tree), mounts
-
-
 def builder_image(c, profile: profiles.Profile, logs: Path) -> str:
     """The builder image of a profile (one per suite and kernel flavour), built when missing."""
     suite, ksrc = profile.sysdig["debian_release"], profile.kernel["source"]
@@ -52,10 +32,11 @@ def build(profile: profiles.Profile, force: bool = False) -> Path:
     """Build (or find current) the bundle of PROFILE; returns the bundle folder."""
     t0 = time.monotonic()
     pair = profiles.pair(profile)
-    release, kdir, mounts = _kernel(profile)
     c = images.client()
     logs = paths.cache_dir("logs", profile.name)
     image = builder_image(c, profile, logs)
+    kern = kernel.prepare(profile, c, image, logs)
+    release, kdir, mounts = kern.release, kern.kdir, kern.mounts
     if release is None:
         release = images.read_file(c, image, "/kit/kernel-release")
     if not kdir:
@@ -67,6 +48,7 @@ def build(profile: profiles.Profile, force: bool = False) -> Path:
     patches = driver.patch_files(drv_version, profile.sysdig.get("driver_patches") or [])
     prov = userspace.provider(profile)
     inputs = {"image": image, "release": release, "kdir": kdir, "kernel": profile.kernel,
+              **({"kernel_tree": kern.inputs} if kern.inputs else {}),
               "sysdig": profile.sysdig, "cross": profile.cross_prefix, "script": driver.SCRIPT,
               "patches": [(s, f.name, driver.sha256(f)) for s, f in patches],
               "userspace": prov.inputs(profile)}
