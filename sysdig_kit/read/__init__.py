@@ -7,7 +7,7 @@ No sysdig binary, fabric or docker is needed here.
 
 from __future__ import annotations
 
-import gzip
+import zlib
 from pathlib import Path
 
 from ..errors import KitError
@@ -28,13 +28,18 @@ def _readers():
 def _head(path: Path, n: int = 4096) -> bytes:
     with open(path, "rb") as f:
         raw = f.read(n)
-    if raw[:2] == b"\x1f\x8b":  # gzip: libscap reads it transparently, so do we
+        if raw[:2] != b"\x1f\x8b":
+            return raw
+        # gzip: libscap reads it transparently, so do we. A stream cut short still has a
+        # head (the reader warns about the cut); a corrupt one is the user's to know.
+        z, out = zlib.decompressobj(wbits=31), b""
         try:
-            with gzip.open(path, "rb") as g:
-                return g.read(n)
-        except OSError as exc:
+            while len(out) < n and raw:
+                out += z.decompress(raw, n - len(out))
+                raw = z.unconsumed_tail or (b"" if z.eof else f.read(1 << 16))
+        except zlib.error as exc:
             raise KitError(f"{path}: corrupt gzip stream ({exc})") from None
-    return raw
+    return out
 
 
 def reader_for(path, fmt: str | None = None):

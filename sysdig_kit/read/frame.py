@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..atomic import atomic_write
+from ..errors import KitError
 
 COLUMNS = (
     "evt_num",
@@ -108,22 +109,64 @@ def make_frame(
     Integer columns take sequences or arrays; `proc_pid`/`evt_rawres` take ints with None for
     NA, or an int array plus a boolean `*_mask` (True = NA). `attrs` fill df.attrs.
     """
-    df = pd.DataFrame(
-        {
+    ints = {"evt_num": evt_num, "evt_rawtime": evt_rawtime, "evt_cpu": evt_cpu,
+            "thread_tid": thread_tid, "proc_pid": proc_pid, "evt_rawres": evt_rawres}
+    try:
+        cols = {
             "evt_num": np.asarray(evt_num, dtype="int64"),
             "evt_rawtime": np.asarray(evt_rawtime, dtype="int64"),
             "evt_cpu": np.asarray(evt_cpu, dtype="int16"),
             "thread_tid": np.asarray(thread_tid, dtype="int64"),
             "proc_pid": _nullable_int(proc_pid, proc_pid_mask),
-            "proc_name": pd.array(proc_name, dtype=DTYPES["proc_name"]),
-            "evt_dir": pd.Categorical(evt_dir, dtype=DTYPES["evt_dir"]),
-            "evt_type": pd.Categorical(evt_type) if not isinstance(evt_type, pd.Categorical) else evt_type,
             "evt_rawres": _nullable_int(evt_rawres, evt_rawres_mask),
+        }
+    except (OverflowError, TypeError, ValueError):  # text or JSON printed a number out of range
+        raise KitError(f"{attrs.get('source')}: {_out_of_range(ints)}") from None
+    df = pd.DataFrame(
+        {
+            "evt_num": cols["evt_num"],
+            "evt_rawtime": cols["evt_rawtime"],
+            "evt_cpu": cols["evt_cpu"],
+            "thread_tid": cols["thread_tid"],
+            "proc_pid": cols["proc_pid"],
+            "proc_name": _strings(proc_name, DTYPES["proc_name"]),
+            "evt_dir": pd.Categorical(evt_dir, dtype=DTYPES["evt_dir"]),
+            "evt_type": evt_type if isinstance(evt_type, pd.Categorical)
+            else pd.Categorical(_strings(evt_type, object)),
+            "evt_rawres": cols["evt_rawres"],
             "evt_args": args_array(evt_args),
         }
     )
     set_attrs(df, **attrs)
     return df
+
+
+def _out_of_range(ints: dict) -> str:
+    """Which event and column hold a number their dtype cannot (only on the error path)."""
+    for col, values in ints.items():
+        lo, hi = (-(1 << 15), 1 << 15) if col == "evt_cpu" else (-(1 << 63), 1 << 63)
+        for i, v in enumerate(values):
+            if v is not None and not (isinstance(v, int) and lo <= v < hi):
+                return f"event {i + 1} of the batch: {col} {str(v)[:40]!r} is out of range"
+    return "a number out of range"
+
+
+def _strings(values, dtype):
+    """Text that may hold lone surrogates (undecodable bytes kept by the readers, or JSON
+    escapes such as \\udc80): stored with them shown as \\xNN, since Arrow takes UTF-8 only."""
+    try:
+        return pd.array(values, dtype=dtype) if dtype is not object else pd.Index(values)
+    except UnicodeEncodeError:
+        values = [v if not isinstance(v, str) else _printable(v) for v in values]
+        return pd.array(values, dtype=dtype) if dtype is not object else pd.Index(values)
+
+
+def _printable(s: str) -> str:
+    try:
+        raw = s.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = s.encode("utf-8", "surrogatepass")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def empty_frame(**attrs) -> pd.DataFrame:

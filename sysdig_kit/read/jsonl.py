@@ -23,6 +23,7 @@ from .text import (
     lines,
     open_text,
     rawres,
+    short_error,
     split_info,
 )
 
@@ -61,9 +62,16 @@ class JsonReader:
                     obj = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise KitError(f"{path}: line {lineno} is not JSON ({exc.msg})") from None
+                except (ValueError, RecursionError) as exc:  # a 5,000-digit number; [[[[...
+                    why = "nested too deeply" if isinstance(exc, RecursionError) else short_error(exc)
+                    raise KitError(f"{path}: line {lineno} cannot be read as JSON ({why})") from None
                 if not isinstance(obj, dict):
                     raise KitError(f"{path}: line {lineno} is not a JSON object")
-                cls._add(batch, obj, path, lineno, state, b64)
+                try:
+                    cls._add(batch, obj, path, lineno, state, b64)
+                except (TypeError, ValueError, OverflowError) as exc:  # a field of another type
+                    raise KitError(f"{path}: line {lineno}: a field is not what sysdig prints "
+                                   f"({short_error(exc)})") from None
                 if batch_size and len(batch) >= batch_size:
                     yield cls._frame(batch, path, state, b64)
                     yielded = True
@@ -89,8 +97,10 @@ class JsonReader:
         rawt = o.get("evt.rawtime", o.get("evt.outputtime"))
         if not isinstance(rawt, int):
             raise KitError(f"{path}: line {lineno}: time {rawt!r} is not ns since the epoch")
-        d, typ = o["evt.dir"], o["evt.type"]
-        info = _strip_era_space(o.get("evt.info") or "", state)
+        d, typ, info = o["evt.dir"], o["evt.type"], o.get("evt.info") or ""
+        if d not in (">", "<") or not isinstance(typ, str) or not isinstance(info, str):
+            raise ValueError(f"evt.dir {d!r:.20}, evt.type {typ!r:.40}, evt.info {info!r:.40}")
+        info = _strip_era_space(info, state)
         params, lay = split_info(info, typ, d, state["era"])
         if "evt.rawres" in o:
             res = _na(o["evt.rawres"])
@@ -102,6 +112,8 @@ class JsonReader:
             pid = None if pid is None else int(pid)
         else:
             pid = state["pids"].pid(tid, typ, d, params)
-        batch.add(int(o["evt.num"]), rawt, int(o["evt.cpu"]), tid, pid,
-                  _na(o.get("proc.name")), d, typ,
+        name = _na(o.get("proc.name"))
+        if name is not None and not isinstance(name, str):
+            raise ValueError(f"proc.name {name!r:.40}")
+        batch.add(int(o["evt.num"]), rawt, int(o["evt.cpu"]), tid, pid, name, d, typ,
                   None if res is None else int(res), encode_args(params, lay, b64=b64))

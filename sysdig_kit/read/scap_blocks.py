@@ -46,6 +46,8 @@ class Source:
         self.path = path
         self.warnings: list[str] = []
         self.f = open(path, "rb")  # noqa: SIM115  (closed by close())
+        self.size = self.f.seek(0, 2)
+        self.f.seek(0)
         self.gz = self.f.read(2) == b"\x1f\x8b"
         self.f.seek(0)
         self.z = zlib.decompressobj(wbits=31) if self.gz else None
@@ -53,8 +55,8 @@ class Source:
 
     def read(self, n: int) -> bytes:
         """Up to n bytes (fewer only at the end of the stream)."""
-        if not self.gz:
-            return self.f.read(n)
+        if not self.gz:  # a corrupt block length may ask for more than the file holds
+            return self.f.read(max(0, min(n, self.size - self.f.tell())))
         parts, got = [self.pending], len(self.pending)
         while got < n:
             raw = self.f.read(1 << 20)

@@ -29,6 +29,7 @@ import gzip
 import io
 import json
 import re
+import zlib
 from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
@@ -116,9 +117,16 @@ def layouts(evt_type: str, evt_dir: str, era: str | None = None) -> tuple:
 # --- evt.info ------------------------------------------------------------------------------
 
 
-def _fit(info: str, layout: tuple, occ: dict, i: int, start: int, out: list) -> bool:
+def _fit(info: str, layout: tuple, occ: dict, i: int, start: int, out: list,
+         failed: set | None = None) -> bool:
     """Place parameter i's value at info[start:], the next parameter at one of its
-    occurrences; backtrack where a numeric value would contain a space."""
+    occurrences; backtrack where a numeric value would contain a space. `failed` remembers
+    the (i, start) that cannot fit, so that a line with many `name=` lookalikes costs
+    polynomial time, not exponential."""
+    if failed is None:
+        failed = set()
+    elif (i, start) in failed:
+        return False
     name, typ, _ = layout[i]
     numeric = typ in _NUMERIC_TYPES
     if i + 1 < len(layout):
@@ -129,11 +137,12 @@ def _fit(info: str, layout: tuple, occ: dict, i: int, start: int, out: list) -> 
             if numeric and not _NUMERIC_VALUE.match(value):
                 continue
             out.append((name, value))
-            if _fit(info, layout, occ, i + 1, p + len(layout[i + 1][0]) + 1, out):
+            if _fit(info, layout, occ, i + 1, p + len(layout[i + 1][0]) + 1, out, failed):
                 return True
             out.pop()
     value = info[start:]  # this parameter is the last one printed
     if numeric and not _NUMERIC_VALUE.match(value):
+        failed.add((i, start))
         return False
     out.append((name, value))
     return True
@@ -253,7 +262,10 @@ def encode_args(params: list, layout, b64: bool) -> list:
                 continue
             except (binascii.Error, ValueError):
                 pass
-        out.append((name, value.encode("utf-8", "surrogateescape")))
+        try:
+            out.append((name, value.encode("utf-8", "surrogateescape")))
+        except UnicodeEncodeError:  # a lone surrogate from a JSON escape: keep it, as UTF-8
+            out.append((name, value.encode("utf-8", "surrogatepass")))
     return out
 
 
@@ -393,8 +405,12 @@ class TextReader:
         batch = Batch()
         yielded = False
         with open_text(path) as f:
-            for rec in _records(f, path, state["warnings"]):
-                cls._add(batch, rec, clock, state)
+            for n, rec in enumerate(_records(f, path, state["warnings"]), 1):
+                try:
+                    cls._add(batch, rec, clock, state)
+                except (ValueError, OverflowError) as exc:  # a number or field sysdig never prints
+                    raise KitError(f"{path}: event {n} of the text is malformed "
+                                   f"({short_error(exc)})") from None
                 if batch_size and len(batch) >= batch_size:
                     yield cls._frame(batch, path, clock, state)
                     yielded, batch = True, Batch()
@@ -419,6 +435,8 @@ class TextReader:
             if len(f) < 11:
                 raise KitError(f"kit-format line has {len(f)} fields, not 11: {line[:80]!r}")
             _, num, rawt, cpu, tid, pid, d, typ, res, name, info = f
+            if d not in (">", "<"):
+                raise ValueError(f"direction {d[:20]!r}")
             info = _strip_era_space(info, state)
             params, lay = split_info(info, typ, d, state["era"])
             # sysdig prints -1 for an event without a thread; <NA> would mean the same
@@ -457,6 +475,14 @@ def lines(f, warnings: list):
             yield line
     except EOFError:
         warnings.append(f"compressed stream ends early: kept the {n:,} lines before the cut")
+    except (OSError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        name = getattr(f.buffer, "name", "") or ""
+        raise KitError(f"{name}: corrupt gzip stream after line {n:,} ({exc})") from None
+
+
+def short_error(exc: BaseException) -> str:
+    """An exception's message on one short line (it may quote hostile input)."""
+    return " ".join(str(exc).split())[:160]
 
 
 def _records(f, path, warnings):
