@@ -462,8 +462,10 @@ class Worker:
 OK = ("result", "warning", "kiterror")
 
 
-def campaign(n: int, seed, workers: int = 1, start: int = 0, log=None, pool=None) -> dict:
-    """Run mutants start..start+n-1; figures by format, kind and outcome, and the failures."""
+def campaign(n: int, seed, workers: int = 1, start: int = 0, log=None, pool=None,
+             checkpoint=None) -> dict:
+    """Run mutants start..start+n-1; figures by format, kind and outcome, and the failures.
+    `checkpoint(stats)` is called every 1,000 mutants (a long run keeps its figures)."""
     import threading
 
     log = log or (lambda msg: print(msg, flush=True))
@@ -500,6 +502,9 @@ def campaign(n: int, seed, workers: int = 1, start: int = 0, log=None, pool=None
                 if done[0] % 1000 == 0:
                     log(f"{done[0]:,} mutants, {time.monotonic() - t0:.0f} s: "
                         f"{dict(stats['outcomes'])}")
+                    if checkpoint:
+                        checkpoint({**stats, "mutants": done[0],
+                                    "seconds": time.monotonic() - t0})
 
     with tempfile.TemporaryDirectory(prefix="sysdig-kit-fuzz-") as tmp:
         ws = [Worker(Path(tmp), k) for k in range(workers)]
@@ -536,14 +541,18 @@ def main(argv=None) -> int:
             a.keep.write_bytes(m["data"])
             print(f"written to {a.keep}")
         a.mutants, a.start = 1, a.only
-    st = campaign(a.mutants, a.seed, a.workers, a.start)
+    def save(st):
+        if a.json:
+            st = {**st, "seed": a.seed, "start": a.start, "command": " ".join(sys.argv)}
+            a.json.write_text(json.dumps(st, indent=1, default=dict))
+
+    st = campaign(a.mutants, a.seed, a.workers, a.start, checkpoint=save)
+    save(st)
     print(f"{st['mutants']:,} mutants in {st['seconds']:.0f} s; outcomes {dict(st['outcomes'])}")
     print("by format:", dict(st["by_format"]))
     for fmt, c in sorted(st["outcome_by_format"].items()):
         print(f"  {fmt}: {dict(c)}")
     print("by kind:", dict(sorted(st["by_kind"].items())))
-    if a.json:
-        a.json.write_text(json.dumps(st, indent=1, default=dict))
     return 1 if st["failures"] else 0
 
 
