@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 
@@ -19,3 +20,22 @@ def cache_dir(*parts: str) -> Path:
 def bundle_dir(board: str, kernel_release: str) -> Path:
     """The artifact bundle of one board and kernel release (scap.ko, sysdig/, manifest.json)."""
     return cache_dir("bundles", board, kernel_release)
+
+
+def package_data(*parts: str) -> Path:
+    """A folder or file shipped inside the package (board profiles, Dockerfile templates, patch
+    sets, generated tables): found through importlib.resources so a wheel install has them too."""
+    node = resources.files("sysdig_kit")
+    for part in parts:
+        node = node / part
+    return Path(str(node))
+
+
+def user_boards_dir() -> Path:
+    """One's own board profiles: $SYSDIG_KIT_BOARDS, else $XDG_CONFIG_HOME/sysdig-kit/boards
+    (~/.config/sysdig-kit/boards). Searched before the packaged ones; not created."""
+    env = os.environ.get("SYSDIG_KIT_BOARDS")
+    if env:
+        return Path(env).expanduser()
+    config = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(config, "sysdig-kit", "boards")

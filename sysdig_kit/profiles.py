@@ -1,4 +1,7 @@
-"""Board profiles: one YAML file per board under deploy/boards/, loaded and validated here.
+"""Board profiles: one YAML file per board, loaded and validated here.
+
+Searched by name in one's own folder first ($SYSDIG_KIT_BOARDS, else ~/.config/sysdig-kit/boards),
+then in the profiles shipped inside the package (sysdig_kit/boards/), so a wheel has them too.
 
 A profile is everything that differs between boards: the Juno and the emulated arm64 board
 are driven by the same tasks and differ only in their profile files.
@@ -14,9 +17,9 @@ from pathlib import Path
 import yaml
 
 from .errors import KitError
-from .paths import cache_dir
+from .paths import cache_dir, package_data, user_boards_dir
 
-BOARDS_DIR = Path(__file__).resolve().parent.parent / "deploy" / "boards"
+BOARDS_DIR = package_data("boards")
 
 # The consistent userspace/driver pairs Debian ships (driver API/schema must match the userspace).
 PAIRS = {
@@ -59,13 +62,16 @@ def _check_keys(data: dict, cls, where: str) -> None:
 
 
 def load(name_or_path: str | Path) -> Profile:
-    """Load a board profile by name (deploy/boards/NAME.yaml) or path."""
+    """Load a board profile by name (NAME.yaml in search_dirs(), first found) or path."""
     p = Path(name_or_path)
     if not p.suffix:
-        p = BOARDS_DIR / f"{name_or_path}.yaml"
+        p = find(str(name_or_path))
+        if p is None:
+            where = " then ".join(str(d) for d in search_dirs())
+            raise KitError(f"no board profile {name_or_path!r} (looked in {where}); "
+                           f"known boards: {', '.join(names()) or '(none)'}")
     if not p.is_file():
-        known = ", ".join(sorted(x.stem for x in BOARDS_DIR.glob("*.yaml")))
-        raise KitError(f"no board profile {name_or_path!r} ({p}); known boards: {known}")
+        raise KitError(f"no board profile file {p}; known boards: {', '.join(names()) or '(none)'}")
     try:
         data = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as exc:
@@ -107,6 +113,15 @@ def _check_build_keys(data: dict, p: Path) -> None:
         raise KitError(f"{p}: kernel.source must be one of {', '.join(KERNEL_SOURCES)}")
 
 
+def search_dirs() -> list[Path]:
+    """Where profiles are looked up by name: one's own folder, then the packaged ones."""
+    return [user_boards_dir(), BOARDS_DIR]
+
+
+def find(name: str) -> Path | None:
+    return next((f for d in search_dirs() if (f := d / f"{name}.yaml").is_file()), None)
+
+
 def pair(profile: Profile) -> dict:
     """The sysdig/driver pair of a profile: debian_release, sysdig and driver versions."""
     return {**PAIRS[profile.sysdig["pair"]], "debian_release": profile.sysdig["debian_release"]}
@@ -126,7 +141,7 @@ def default_board() -> str:
     env = os.environ.get("SYSDIG_KIT_BOARD")
     if env:
         return env
-    if (BOARDS_DIR / "juno.yaml").is_file():
+    if find("juno"):
         juno = load("juno")
         if juno.ssh.host and _reachable(juno.ssh.host, juno.ssh.port):
             return "juno"
@@ -134,4 +149,5 @@ def default_board() -> str:
 
 
 def names() -> list[str]:
-    return sorted(x.stem for x in BOARDS_DIR.glob("*.yaml"))
+    """Every board known by name (one's own folder and the packaged profiles)."""
+    return sorted({x.stem for d in search_dirs() if d.is_dir() for x in d.glob("*.yaml")})

@@ -1,7 +1,10 @@
 """Board profiles: the shipped files load, defaults and bad input give one-line errors."""
 
+from pathlib import Path
+
 import pytest
 
+import sysdig_kit
 from sysdig_kit import profiles
 from sysdig_kit.errors import KitError
 
@@ -35,3 +38,39 @@ def test_bad_profiles(tmp_path):
     bad.write_text("arch: arm64\ncross_prefix: x-\nssh: {host: h}\nkernel: {source: magic}\n")
     with pytest.raises(KitError, match="kernel.source"):
         profiles.load(bad)
+
+
+def test_shipped_files_live_in_the_package():
+    # A wheel carries only what is inside sysdig_kit/: profiles, templates and patches are there.
+    from sysdig_kit.build import driver, images
+
+    pkg = Path(sysdig_kit.__file__).resolve().parent
+    for d in (profiles.BOARDS_DIR, images.DOCKERFILES, driver.PATCHES):
+        assert d.resolve().is_relative_to(pkg), d
+    assert sorted(x.name for x in images.DOCKERFILES.glob("*.j2")) == [
+        "builder.Dockerfile.j2", "userspace-source.Dockerfile.j2"]
+
+
+def test_own_boards_folder_comes_first(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYSDIG_KIT_BOARDS", str(tmp_path))
+    (tmp_path / "lab.yaml").write_text("arch: arm64\ncross_prefix: aarch64-linux-gnu-\n"
+                                       "ssh: {host: lab.example}\n")
+    (tmp_path / "juno.yaml").write_text("arch: arm64\ncross_prefix: aarch64-linux-gnu-\n"
+                                        "ssh: {host: juno.lab.example, port: 2200}\n")
+    assert {"lab", "juno", "qemu-arm64"} <= set(profiles.names())
+    assert profiles.load("lab").ssh.host == "lab.example"
+    juno = profiles.load("juno")  # one's own juno hides the packaged one
+    assert (juno.ssh.host, juno.ssh.port, juno.source_file) == (
+        "juno.lab.example", 2200, tmp_path / "juno.yaml")
+    assert profiles.load("qemu-arm64").source_file.parent == profiles.BOARDS_DIR
+    with pytest.raises(KitError, match=r"looked in .*known boards: .*lab"):
+        profiles.load("nosuchboard")
+
+
+def test_own_boards_default_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("SYSDIG_KIT_BOARDS", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    assert profiles.search_dirs()[0] == tmp_path / "sysdig-kit" / "boards"
+    monkeypatch.delenv("XDG_CONFIG_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert profiles.search_dirs()[0] == tmp_path / ".config" / "sysdig-kit" / "boards"

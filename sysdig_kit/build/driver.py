@@ -12,9 +12,10 @@ import shutil
 from pathlib import Path
 
 from ..errors import KitError
+from ..paths import package_data
 from . import images, kernel
 
-PATCHES = Path(__file__).resolve().parent / "patches"
+PATCHES = package_data("build", "patches")
 
 # Runs in the container. KDIR: the kernel tree; /out: the staging dir; /patches: ordered patches.
 SCRIPT = r"""

@@ -1,4 +1,6 @@
-"""Builder images: render dockerfiles/*.Dockerfile.j2, build them with the Docker SDK, run steps.
+"""Builder images: render dockerfiles/*.Dockerfile.j2 (shipped in the package:
+sysdig_kit/build/dockerfiles/, which the top-level dockerfiles/ links to), build them with the
+Docker SDK, run steps.
 
 Images are tagged by a hash of their rendered Dockerfile, so an image is rebuilt only when its
 inputs change and a warm run costs one `inspect`.
@@ -20,8 +22,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from ..errors import KitError
+from ..paths import package_data
 
-DOCKERFILES = Path(__file__).resolve().parent.parent.parent / "dockerfiles"
+DOCKERFILES = package_data("build", "dockerfiles")
 console = Console(stderr=True)
 
 START_HINT = (
