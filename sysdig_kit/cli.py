@@ -10,6 +10,7 @@ import sys
 
 import click
 
+from . import paths
 from .errors import KitError
 
 
@@ -255,6 +256,28 @@ def decode_hooklog(logfile, arch, pattern, base, nr_field, output):
     click.echo(summary(df))
 
 
+# --- Fabric tasks from any folder ----------------------------------------------------------
+
+FABFILE = ('"""Fabric tasks of sysdig-kit (fab -l): build-juno, deploy, capture, ..."""\n\n'
+           "from sysdig_kit.tasks import ns  # noqa: F401\n")
+
+
+@main.command("fabfile")
+@click.argument("folder", type=click.Path(file_okay=False), default=".")
+def fabfile_cmd(folder):
+    """Write FOLDER/fabfile.py (one import) so that `fab` run there or below finds the kit's
+    board tasks (they ship in the package: sysdig_kit.tasks)."""
+    from pathlib import Path
+
+    f = Path(folder) / "fabfile.py"
+    if f.exists() and f.read_text() != FABFILE:
+        raise KitError(f"{f} exists and is not sysdig-kit's; add the line "
+                       "`from sysdig_kit.tasks import ns` to it yourself")
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_text(FABFILE)
+    click.echo(f"wrote {f}: `fab -l` there lists the board tasks")
+
+
 # --- capture -------------------------------------------------------------------------------
 
 @main.command("capture")
@@ -268,7 +291,7 @@ def decode_hooklog(logfile, arch, pattern, base, nr_field, output):
 @click.option("--snaplen", type=int, default=4096, show_default=True, help="bytes kept per buffer")
 @click.option("--duration", type=float, help="stop after this many seconds")
 @click.option("--count", type=int, help="stop after this many events")
-@click.option("-o", "--output", default="capture.scap", show_default=True, help="local .scap path")
+@click.option("-o", "--output", default=paths.DEFAULT_CAPTURE, show_default=True, help="local .scap path")
 @click.option("--board", help="board profile; 'local' captures on this machine "
               "[default: $SYSDIG_KIT_BOARD, else juno if configured, else qemu-arm64]")
 @click.option("--dry-run", is_flag=True, help="print the exact sysdig command and stop")

@@ -39,3 +39,8 @@ def user_boards_dir() -> Path:
         return Path(env).expanduser()
     config = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
     return Path(config, "sysdig-kit", "boards")
+
+
+# Where outputs go unless told, for the CLI and the Fabric tasks alike: out/ of the current folder.
+OUT = "out"
+DEFAULT_CAPTURE = f"{OUT}/capture.scap"

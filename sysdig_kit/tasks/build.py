@@ -1,4 +1,4 @@
-"""Build tasks: build-juno, build, images. Thin wrappers over sysdig_kit.build.
+"""Build tasks: build-juno (alias build), images. Thin wrappers over sysdig_kit.build.
 
 The board is `--board NAME`, else $SYSDIG_KIT_BOARD, else sysdig_kit.profiles.default_board()
 (juno when its profile names a host that answers, else the emulated qemu-arm64) — so
@@ -7,34 +7,22 @@ The board is `--board NAME`, else $SYSDIG_KIT_BOARD, else sysdig_kit.profiles.de
 
 from __future__ import annotations
 
-from invoke import task
-
 from sysdig_kit import profiles
 
-from ._common import kit_errors
+from ._common import kit_errors, task
 
 
-def _build(board, force):
-    from sysdig_kit import build as _b
-
-    p = profiles.load(board or profiles.default_board())
-    print(_b.build(p, force=force))
-
-
-@task(help={"board": "board profile (default: juno if configured and reachable, else qemu-arm64)",
+# One task under two names: `build-juno` is the documented one (the Juno is the target), `build`
+# reads better for the emulated board; both build for the *selected* board.
+@task(aliases=["build"],
+      help={"board": "board profile (default: juno if configured and reachable, else qemu-arm64)",
             "force": "rebuild even when the bundle is current"})
 @kit_errors
 def build_juno(c, board=None, force=False):
     """Cross-build scap.ko + arm64 sysdig for the selected board (Juno by default) in Docker."""
-    _build(board, force)
+    from sysdig_kit import build as _b
 
-
-@task(help={"board": "board profile (default: juno if configured and reachable, else qemu-arm64)",
-            "force": "rebuild even when the bundle is current"})
-@kit_errors
-def build(c, board=None, force=False):
-    """Cross-build the artifact bundle (driver, sysdig, manifest) for any board profile."""
-    _build(board, force)
+    print(_b.build(profiles.load(board or profiles.default_board()), force=force))
 
 
 @task(help={"board": "board profile (default: the selected board)"})

@@ -7,11 +7,10 @@ Only board-up (or a task's --boot) powers a board on; the others say how when it
 
 from __future__ import annotations
 
-from invoke import task
+from sysdig_kit import paths, profiles
+from sysdig_kit.errors import KitError
 
-from sysdig_kit import profiles
-
-from ._common import kit_errors
+from ._common import kit_errors, task
 
 
 def _profile(board: str | None):
@@ -73,28 +72,45 @@ def undeploy(c, board=None):
     _deploy.undeploy(_profile(board))
 
 
-@task(help={"board": "board profile", "proc": "process name (comm)", "pid": "process id",
-            "children": "follow the process tree (proc.aname / proc.apid)",
-            "duration": "seconds", "count": "events", "snaplen": "bytes of buffers kept",
-            "output": "local .scap path", "filter": "raw sysdig filter (experts)",
+# The same names, flags and defaults as `sysdig-kit capture` (tests/test_tasks.py compares them).
+@task(iterable=["evt_type"], short={"output": "o"},
+      help={"board": "board profile; 'local' captures on this machine", "proc": "process name (comm)",
+            "pid": "process id (thread group)", "tid": "thread id",
+            "evt_type": "event type (repeatable)",
+            "filter": "raw sysdig filter, ANDed with the rest (experts)",
+            "follow_children": "also the processes below --proc/--pid",
+            "snaplen": "bytes kept per buffer", "duration": "stop after this many seconds",
+            "count": "stop after this many events", "output": "local .scap path",
+            "dry_run": "print the exact sysdig command and stop",
             "boot": "power the board on first if it is down"})
 @kit_errors
-def capture(c, board=None, proc=None, pid=None, children=False, duration=None, count=None,
-            snaplen=4096, output="out/capture.scap", filter=None, boot=False):
+def capture(c, board=None, proc=None, pid=None, tid=None, evt_type=None, filter=None,
+            follow_children=False, snaplen=4096, duration=None, count=None,
+            output=paths.DEFAULT_CAPTURE, dry_run=False, boot=False):
     """Capture on the board with sysdig and fetch the file (+ manifest) here."""
     from sysdig_kit import capture as _capture
 
-    opts = _capture.Options(proc=proc, pid=int(pid) if pid else None, follow_children=children,
-                            duration=float(duration) if duration else None,
-                            count=int(count) if count else None, snaplen=int(snaplen),
-                            raw_filter=filter)
-    _capture.capture(opts, output, profile=_profile(board), boot=boot)
+    num = {}
+    for name, v, kind in (("pid", pid, int), ("tid", tid, int), ("count", count, int),
+                          ("duration", duration, float), ("snaplen", snaplen, int)):
+        try:
+            num[name] = None if v is None else kind(v)
+        except ValueError:
+            raise KitError(f"--{name} {v!r}: not a number") from None
+    opts = _capture.Options(proc=proc, evt_types=tuple(evt_type or ()), raw_filter=filter,
+                            follow_children=follow_children, **num)
+    opts.validate()
+    prof = None if board == "local" else _profile(board)
+    if dry_run:
+        print(_capture.dry_run(opts, output, prof))
+        return
+    _capture.capture(opts, output, profile=prof, boot=boot)
 
 
-@task(help={"board": "board profile", "out": "output folder",
+@task(short={"out": "o"}, help={"board": "board profile", "out": "output folder",
             "boot": "power the board on first if it is down"})
 @kit_errors
-def demo(c, board=None, out="out", boot=False):
+def demo(c, board=None, out=paths.OUT, boot=False):
     """Capture a scripted zsh session on the board (echo hi > /tmp/x; cat /tmp/x; exit 3)."""
     from sysdig_kit import capture as _capture
 
