@@ -16,16 +16,12 @@ from pathlib import Path
 
 import yaml
 
+from . import versions
 from .errors import KitError
 from .paths import cache_dir, package_data, user_boards_dir
 
 BOARDS_DIR = package_data("boards")
 
-# The consistent userspace/driver pairs Debian ships (driver API/schema must match the userspace).
-PAIRS = {
-    "current": {"debian_release": "sid", "sysdig": "0.41.4", "driver": "0.23.2"},
-    "2022": {"debian_release": "bookworm", "sysdig": "0.29.3", "driver": "0.1.1dev+git20220316.e5c53d64"},
-}
 USERSPACE_PROVIDERS = ("debian", "source")
 KERNEL_SOURCES = ("debian-headers", "tree", "git", "board")
 # A real board's optional hooks: commands run on this machine (sysdig_kit/board/platforms.py).
@@ -101,10 +97,13 @@ def load(name_or_path: str | Path) -> Profile:
 
 def _check_build_keys(data: dict, p: Path) -> None:
     sd = data.setdefault("sysdig", {}) or {}
-    pair = sd["pair"] = str(sd.get("pair", "current"))  # YAML reads `pair: 2022` as a number
-    if pair not in PAIRS:
-        raise KitError(f"{p}: sysdig.pair {pair!r} unknown; known: {', '.join(PAIRS)}")
-    sd.setdefault("debian_release", PAIRS[pair]["debian_release"])
+    # the consistent userspace/driver pairs (driver API/schema must match the userspace)
+    known = [x.name for x in versions.pairs()]
+    pair = sd["pair"] = str(sd.get("pair", versions.default().name))  # YAML: `pair: 2022` is a number
+    if pair not in known:
+        raise KitError(f"{p}: sysdig.pair {pair!r} unknown; known: {', '.join(known)} "
+                       f"({versions.registry_path()})")
+    sd.setdefault("debian_release", versions.pair(pair).debian_release)
     sd.setdefault("driver_patches", [])
     if sd.setdefault("userspace", "debian") not in USERSPACE_PROVIDERS:
         raise KitError(f"{p}: sysdig.userspace must be one of {', '.join(USERSPACE_PROVIDERS)}")
@@ -124,7 +123,8 @@ def find(name: str) -> Path | None:
 
 def pair(profile: Profile) -> dict:
     """The sysdig/driver pair of a profile: debian_release, sysdig and driver versions."""
-    return {**PAIRS[profile.sysdig["pair"]], "debian_release": profile.sysdig["debian_release"]}
+    x = versions.pair(profile.sysdig["pair"])
+    return {"debian_release": profile.sysdig["debian_release"], "sysdig": x.sysdig, "driver": x.driver}
 
 
 def _reachable(host: str, port: int, timeout: float = 1.0) -> bool:

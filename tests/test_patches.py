@@ -22,24 +22,23 @@ from pathlib import Path
 
 import pytest
 
+from sysdig_kit import versions
+
 REPO = Path(__file__).resolve().parent.parent
 PATCHES = REPO / "sysdig_kit" / "build" / "patches"
 TABLES = REPO / "sysdig_kit" / "data" / "event_tables"
 CAPTURE = REPO / "tests" / "data" / "arm64" / "new-era-zsh-name.scap"
 CACHE = Path(os.environ.get("SYSDIG_KIT_CACHE") or "/var/cache/sysdig-kit")
 
-# The driver source each patch directory is written against: Debian sid's falcosecurity-scap-dkms.
+# All from the version registry (sysdig_kit/data/versions.yaml). The driver source each patch
+# directory is written against: the pair's pinned dkms .deb (Debian's falcosecurity-scap-dkms).
 # A different .deb (new Debian revision, new snapshot) fails here first: re-check the patches.
-PINS = {
-    "0.23.2": ("falcosecurity-scap-dkms", "0.23.2-6",
-               "a5b2dc9831b9545dc4c29c5ff6e5ae9c51c20a7009b416ba3d8b2715a9d887b8"),
-}
+_SETS = [(p, s) for p in versions.pairs() for s in p.patch_sets.values()]
+PINS = {p.driver: (p.dkms["package"], p.dkms["version"], p.dkms["sha256"]) for p, _ in _SETS}
 # What each patch set appends to which exit events (event code -> appended parameter names).
-APPENDS = {
-    ("0.23.2", "replay-complete"): {1: ["res", "out", "out2"], 71: ["stat"], 419: ["stat"]},
-}
-TABLE_OF = {("0.23.2", "replay-complete"): ("scap-0.23.2", "scap-0.23.2+replay-complete.1")}
-MODULE_VERSION = {("0.23.2", "replay-complete"): "0.23.2+replay-complete.1"}
+APPENDS = {(p.driver, s.name): {k: list(v) for k, v in s.appends.items()} for p, s in _SETS}
+TABLE_OF = {(p.driver, s.name): (p.event_table, s.event_table) for p, s in _SETS}
+MODULE_VERSION = {(p.driver, s.name): s.module_version for p, s in _SETS}
 
 SETS = sorted((d.parent.name, d.name) for d in PATCHES.glob("*/*") if d.is_dir())
 APT = ["-o", "Acquire::Check-Valid-Until=false"]

@@ -12,6 +12,7 @@ import re
 import struct
 from functools import lru_cache
 
+from .. import versions
 from ..errors import KitError
 from . import eventtable
 
@@ -28,10 +29,10 @@ _LEADING_NUM = re.compile(r"\s*(-?0x[0-9a-fA-F]+|-?\d+)")
 @lru_cache(maxsize=4096)
 def param_types(evt_type: str, evt_dir: str, table: str | None = None) -> dict[str, str]:
     """{parameter name: PT_* type} of an event, from `table` (the frame's
-    df.attrs["event_table"]) if given, then the newest table that knows it (older tables fill
+    df.attrs["event_table"]) if given, then the newest registered stock table that knows it (older tables fill
     in names the newer ones dropped); generic syscalls use the `syscall` event."""
     out: dict[str, str] = {}
-    tables = [t for t in (table, eventtable.NEW, eventtable.OLD) if t]
+    tables = [t for t in (table, *reversed([x.event_table for x in versions.pairs()])) if t]
     for event in (evt_type, "syscall"):
         for tname in dict.fromkeys(tables):
             table = eventtable.load(tname)

@@ -1,6 +1,6 @@
 """The driver's event tables (data/event_tables/*.json, made by tools/gen_event_table.py).
 
-One table per driver version. `EventTable` adds the lookup arrays the scap reader indexes with
+One table per driver version (and per patch set), registered in data/versions.yaml. `EventTable` adds the lookup arrays the scap reader indexes with
 numpy (per event code: name, direction, category, flags, parameter names and types).
 """
 
@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from importlib import resources
 
 import numpy as np
 
+from .. import versions
 from ..errors import KitError
 
-# The 2022 driver (sysdig 0.29, enter/exit pairs) and libs 0.23.2 (exit-only events).
-OLD = "scap-0.1.1dev+git20220316.e5c53d64"
-NEW = "scap-0.23.2"
+# The oldest registered table (sysdig 0.29's 2022 driver, enter/exit pairs) and the default
+# pair's (libs 0.23.2, exit-only): names kept for the tests; the readers choose among every
+# registered table (versions.tables()).
+OLD = versions.pairs()[0].event_table
+NEW = versions.default().event_table
 
 EC_INTERNAL = 1 << 8
 EC_SYSCALL = 1 << 9
@@ -25,8 +27,8 @@ GENERIC_E, GENERIC_X = 0, 1  # the `syscall` events whose first parameter names 
 
 
 def available() -> list[str]:
-    files = resources.files("sysdig_kit").joinpath("data", "event_tables")
-    return sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".json"))
+    """The tables on disk next to the version registry."""
+    return sorted(p.stem for p in versions.registry().tables_dir.glob("*.json"))
 
 
 class EventTable:
@@ -81,15 +83,15 @@ class EventTable:
         return self.ppm_sc.get(int(sc)) or "<unknown>"
 
 
-def patched_of(base: str) -> list[EventTable]:
-    """The patched tables (e.g. replay-complete) that append parameters to table `base`."""
-    return [t for t in map(load, available()) if t.base == base]
+def load(name: str) -> EventTable:
+    """The event table called `name` (a file stem under event_tables/ next to the registry)."""
+    path = versions.registry().tables_dir / f"{name}.json"
+    if not path.is_file():
+        raise KitError(f"unknown event table {name!r}; available: {', '.join(available())}")
+    return _load(str(path), name)
 
 
 @cache
-def load(name: str) -> EventTable:
-    """The event table called `name` (a file stem under data/event_tables/)."""
-    path = resources.files("sysdig_kit").joinpath("data", "event_tables", f"{name}.json")
-    if not path.is_file():
-        raise KitError(f"unknown event table {name!r}; available: {', '.join(available())}")
-    return EventTable(name, json.loads(path.read_text()))
+def _load(path: str, name: str) -> EventTable:
+    with open(path) as f:
+        return EventTable(name, json.load(f))

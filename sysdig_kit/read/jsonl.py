@@ -105,7 +105,7 @@ class JsonReader:
         if "evt.rawres" in o:
             res = _na(o["evt.rawres"])
         else:
-            res = rawres(params, lay, d, state["era"] or "0.41")
+            res = rawres(params, lay, d, state["era"])
         tid = int(o["thread.tid"])
         if "proc.pid" in o:
             pid = _na(o["proc.pid"])

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute
 from pandas.api.types import union_categoricals
 
+from .. import versions
 from . import eventtable
 from .eventtable import EC_SYSCALL, GENERIC_E, GENERIC_X
 from .frame import ARGS_TYPE, empty_frame, set_attrs
@@ -110,7 +111,7 @@ def _frames(path: Path, batch_size: int | None, table_name: str | None):
     finally:
         src.close()
     if prev is None:  # no events at all
-        table = eventtable.load(table_name or eventtable.OLD)
+        table = eventtable.load(table_name or versions.tables()[0])
         prev = empty_frame()
         arch = _arch(b"", meta)
     set_attrs(prev, source=str(path), format="scap", args_encoding="scap",
@@ -123,44 +124,39 @@ def _frames(path: Path, batch_size: int | None, table_name: str | None):
 
 
 def _choose_table(u8: np.ndarray, offs: np.ndarray, btypes: np.ndarray) -> str:
-    """The exit-only table if the events look like libs >= 0.22 wrote them: no syscall enter
-    events, and parameter counts (or event codes) the 2022 table does not have."""
-    old, new = eventtable.load(eventtable.OLD), eventtable.load(eventtable.NEW)
+    """The registered event table (data/versions.yaml) that explains the capture best.
+
+    Syscall enter events exist only in enter-exit drivers. A v2 event carries its parameter
+    count, and drivers only ever append parameters, so a table that knows fewer parameters (or
+    fewer event codes) than an event has cannot be the capture's. Of the tables left, the one
+    whose counts match most events exactly wins, the earlier registered on a tie (a stock
+    capture matches its stock table, not the patched one that appends to it). When none fits
+    (a driver newer than any registered), the one that fits the most events; the rest read as
+    arg<i>."""
+    cands = [eventtable.load(n) for n in versions.tables()]
     sample = slice(0, 200_000)
     offs, btypes = offs[sample], btypes[sample]
     if not len(offs):
-        return old.name
+        return cands[0].name
     hdr = offs + 10 + np.where(np.isin(btypes, list(EVF_V1 | EVF_V2)), 4, 0)
     etype = gather(u8, hdr + 20, np.uint16).astype(np.int64)
-    etype = etype[etype < new.size]
-    enters = (etype % 2 == 0) & (new.category[etype] & EC_SYSCALL != 0)
-    if enters.any():
-        return old.name
     v2 = np.isin(btypes, list(EV_V2 | EVF_V2))
-    if not v2.any():
-        return old.name
-    t2 = gather(u8, hdr[v2] + 20, np.uint16).astype(np.int64)
+    t2 = etype[v2]
     n2 = gather(u8, hdr[v2] + 22, np.uint32).astype(np.int64)
-    beyond = t2 >= old.size
-    richer = ~beyond & (n2 > old.nparams[np.minimum(t2, old.size - 1)])
-    if not (beyond | richer).any():
-        return old.name
-    return _patched(new, t2, n2)
-
-
-def _patched(stock, etype: np.ndarray, nparams: np.ndarray) -> str:
-    """A patched driver only appends parameters, and the file carries every event's count: an
-    event with more than the stock table knows names the patched table that has that many."""
-    known = etype < stock.size
-    etype, nparams = etype[known], nparams[known]
-    more = nparams > stock.nparams[etype]
-    if not more.any():
-        return stock.name
-    for cand in eventtable.patched_of(stock.name):
-        t = etype[more]
-        if (t < cand.size).all() and (nparams[more] <= cand.nparams[np.minimum(t, cand.size - 1)]).all():
-            return cand.name
-    return stock.name  # unknown additions still read, as arg<i>
+    best, best_score = cands[0], None
+    for i, t in enumerate(cands):
+        known = etype < t.size
+        code = np.where(known, etype, 0)
+        enters = known & (etype % 2 == 0) & (t.category[code] & EC_SYSCALL != 0)
+        if t.era == "exit-only" and enters.any():
+            continue
+        k2 = t2 < t.size
+        have = t.nparams[np.where(k2, t2, 0)]
+        fits = k2 & (n2 <= have)
+        score = (bool(fits.all()), int(fits.sum()), int((k2 & (n2 == have)).sum()), -i)
+        if best_score is None or score > best_score:
+            best, best_score = t, score
+    return best.name
 
 
 def _frame(u8, ev: Events, table, threads: ThreadTable, num_start: int) -> pd.DataFrame:

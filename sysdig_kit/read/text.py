@@ -31,10 +31,10 @@ import json
 import re
 import zlib
 from functools import cache, lru_cache
-from importlib import resources
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .. import versions
 from ..errors import KitError
 from .frame import make_frame
 
@@ -62,14 +62,19 @@ _NUMERIC_TYPES = {
     "PT_SYSCALLID", "PT_SIGTYPE", "PT_SIGSET", "PT_PORT", "PT_L4PROTO", "PT_SOCKFAMILY",
     "PT_BOOL", "PT_DYN",
 }
-# Which first exit parameter %evt.rawres reports (seen against the oracles): sysdig 0.29.3
-# takes res/fd only; 0.41.4 also the id of get[e]uid/get[e]gid.
-_RES_NAMES = {
-    "0.29": {"res", "fd", "res_or_fd"},
-    "0.41": {"res", "fd", "res_or_fd", "uid", "euid", "gid", "egid"},
-}
-# Which event table names each era's parameter types (hex or decimal res, e.g. mmap).
-_ERA_TABLE = {"0.29": "scap-0.1.1dev+git20220316.e5c53d64.json", "0.41": "scap-0.23.2.json"}
+# How each sysdig prints (data/versions.yaml, `text:`): an "era" here is sysdig's major.minor
+# ("0.29", "0.41"). Which first exit parameter %evt.rawres reports (0.29.3: res/fd only; 0.41.4
+# also the id of get[e]uid/get[e]gid), whether evt.info ends with a space, and which event
+# table names the era's parameter types (hex or decimal res, e.g. mmap).
+
+
+def _pair(era):
+    return versions.by_series(era) or versions.default()
+
+
+@cache
+def _res_names(era) -> frozenset:
+    return frozenset(_pair(era).text.get("rawres_params") or ("res", "fd", "res_or_fd"))
 
 
 # --- event tables: the parameter layouts of each event ------------------------------------
@@ -77,13 +82,14 @@ _ERA_TABLE = {"0.29": "scap-0.1.1dev+git20220316.e5c53d64.json", "0.41": "scap-0
 
 def era_table(era) -> str | None:
     """The event table (df.attrs["event_table"]) whose layouts match sysdig `era`'s output."""
-    return _ERA_TABLE[era].removesuffix(".json") if era in _ERA_TABLE else None
+    p = versions.by_series(era)
+    return p.event_table if p else None
 
 
 @cache
 def _table(name: str) -> dict:
     """(evt name, dir) -> list of distinct layouts, each a tuple of (param name, type, fmt)."""
-    path = resources.files("sysdig_kit.data").joinpath("event_tables").joinpath(name)
+    path = versions.registry().tables_dir / f"{name}.json"
     out: dict = {}
     for e in json.loads(path.read_text())["events"]:
         layout = tuple((p["name"], p["type"], p["fmt"]) for p in e["params"])
@@ -95,17 +101,17 @@ def _table(name: str) -> dict:
 
 @cache
 def _table_names() -> tuple:
-    path = resources.files("sysdig_kit.data").joinpath("event_tables")
-    return tuple(sorted(p.name for p in path.iterdir() if p.name.endswith(".json")))
+    return tuple(versions.tables())
 
 
 @lru_cache(maxsize=4096)
 def layouts(evt_type: str, evt_dir: str, era: str | None = None) -> tuple:
     """Known parameter layouts of an event, the era's table first, longest first."""
     names = list(_table_names())
-    if era in _ERA_TABLE and _ERA_TABLE[era] in names:
-        names.remove(_ERA_TABLE[era])
-        names.insert(0, _ERA_TABLE[era])
+    first = era_table(era)
+    if first in names:
+        names.remove(first)
+        names.insert(0, first)
     seen: list = []
     for n in names:
         for lay in sorted(_table(n).get((evt_type, evt_dir), ()), key=len, reverse=True):
@@ -228,7 +234,7 @@ def rawres(params: list, layout, evt_dir: str, era: str):
     if evt_dir != "<" or not params:
         return None
     name, value = params[0]
-    if name not in _RES_NAMES.get(era, _RES_NAMES["0.41"]):
+    if name not in _res_names(era):
         return None
     hex_ = bool(layout) and layout[0][2] == "PF_HEX" and layout[0][1] != "PT_ERRNO"
     return parse_int(value, hex_)
@@ -452,18 +458,25 @@ class TextReader:
         tid = int(tid)
         batch.add(int(num), clock.ns(h, mi, s, frac), int(cpu), tid,
                   state["pids"].pid(tid, typ, d, params),
-                  _name_or_none(name), d, typ, rawres(params, lay, d, state["era"] or "0.41"),
+                  _name_or_none(name), d, typ, rawres(params, lay, d, state["era"]),
                   encode_args(params, lay, b64=False))
 
 
 def _strip_era_space(info: str, state: dict) -> str:
     """0.29.x ends evt.info with a space after the last parameter, 0.41 does not: tell the
-    era from the first event with parameters, and drop that one space."""
+    era from the first event with parameters (the newest registered sysdig that prints so),
+    and drop that one space."""
     if state["era"] is None and info.strip():
-        state["era"] = "0.29" if info.endswith(" ") else "0.41"
-    if state["era"] == "0.29" and info.endswith(" "):
+        state["era"] = _era_of(info.endswith(" "))
+    if info.endswith(" ") and _pair(state["era"]).text.get("trailing_space"):
         return info[:-1]
     return info
+
+
+@cache
+def _era_of(trailing_space: bool) -> str:
+    return next((p.series for p in reversed(versions.pairs())
+                 if bool(p.text.get("trailing_space")) == trailing_space), versions.default().series)
 
 
 def lines(f, warnings: list):

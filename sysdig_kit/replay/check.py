@@ -9,11 +9,19 @@ from pathlib import Path
 
 import pandas as pd
 
+from .. import versions
 from .pairing import write_back
 
 INSUFFICIENT, WARNING = "insufficient", "warning"
-# Parameters only the replay-complete driver patch set writes (docs/replay-complete.md).
-REPLAY_COMPLETE_PARAMS = frozenset({"out", "out2", "stat"})
+
+
+def _replay_complete() -> tuple[list, frozenset]:
+    """The drivers with a replay-complete patch set (data/versions.yaml), and the parameters
+    only it writes (what it appends, but `res`: docs/replay-complete.md)."""
+    sets = [(p, p.patch_sets["replay-complete"]) for p in versions.pairs()
+            if "replay-complete" in p.patch_sets]
+    params = {n for _, s in sets for names in s.appends.values() for n in names} - {"res"}
+    return [p.driver for p, _ in sets], frozenset(params)
 
 
 def _per(s: pd.Series) -> dict[str, int]:
@@ -36,10 +44,10 @@ def _reason(code, severity, count, detail, remedy, total=None, per_syscall=None,
 
 
 def _dedicated_in_current_driver(names) -> list[str]:
-    """Of `names`, those the current driver's event table has a dedicated exit event for."""
+    """Of `names`, those the newest registered driver's event table has a dedicated exit for."""
     from ..read import eventtable
 
-    table = eventtable.load(eventtable.NEW)
+    table = eventtable.load(versions.pairs()[-1].event_table)
     return [n for n in names if table.code.get((n, "<"))]
 
 
@@ -82,12 +90,14 @@ def check(frame: pd.DataFrame, log: pd.DataFrame, manifest=None) -> dict:
     if len(nores):
         per = _per(nores["syscall"])
         newer = _dedicated_in_current_driver(per)
+        newest = versions.pairs()[-1]
         reasons.append(_reason(
             "no_return_value", INSUFFICIENT, len(nores),
             f"{len(nores)} of {len(exits)} syscall exits "
             f"({100.0 * len(nores) / len(exits):.1f} %) carry no return value: the driver "
             "records these syscalls as generic `syscall` events, which have none",
-            (f"the current driver (scap 0.23.2, sysdig 0.41.4) has events with a return "
+            (f"the current driver (scap {newest.driver}, sysdig {newest.sysdig}) has events "
+             f"with a return "
              f"value for {', '.join(newer)}; " if newer else "")
             + f"no sysdig option restores {'the others' if newer else 'them'}: build the driver with sysdig-kit's "
             "replay-complete patch set (generic exits get `res`; board profile: "
@@ -115,13 +125,15 @@ def check(frame: pd.DataFrame, log: pd.DataFrame, manifest=None) -> dict:
     nowb = sc[_has(sc, "no_write_back")]
     if len(nowb):
         per = _per(nowb["syscall"])
-        patched = {n for n in per if REPLAY_COMPLETE_PARAMS & set(write_back().get(n, ()))}
+        rc_drivers, rc_params = _replay_complete()
+        patched = {n for n in per if rc_params & set(write_back().get(n, ()))}
         reasons.append(_reason(
             "no_write_back", INSUFFICIENT, len(nowb),
             f"{len(nowb)} syscalls may have written to the process's memory (struct stat, "
             "signal masks, ...) and the capture does not hold what they wrote",
             "; ".join(filter(None, [
-                ("the replay-complete driver patch set (scap 0.23.2) records it for "
+                (f"the replay-complete driver patch set (scap {', '.join(rc_drivers)}) "
+                 "records it for "
                  + ", ".join(sorted(patched)) + " (board profile: sysdig.driver_patches: "
                  "[replay-complete], docs/replay-complete.md)") if patched else "",
                 ("no sysdig driver records it for " + ", ".join(sorted(set(per) - patched))
