@@ -12,6 +12,10 @@ driver, 0.1.1dev+git20220316; sid: 0.23.2). Fetch it at generation time, never c
     python3 tools/gen_event_table.py falcosecurity-scap-dkms_0.1.1dev*.deb \
         falcosecurity-scap-dkms_0.23.2*.deb --userspace libfalcosecurity0_0.1.1dev*.deb
 
+A new sysdig/driver version is then one row in sysdig_kit/data/versions.yaml naming the table
+(versions, era, Debian suite, pinned dkms .deb + sha256, how that sysdig prints text): the
+readers, profiles and `check` pick it up with no code change.
+
 Each argument is a .deb or a driver source directory (the one holding event_table.c). The table
 is read by compiling the driver's own event_table.c into a tiny dumper with the host's C compiler
 (so C initialiser syntax never has to be parsed by hand); enum names come from
