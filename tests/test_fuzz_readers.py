@@ -119,3 +119,12 @@ def test_surrogates_and_stray_bytes_in_names_are_kept_readable(tmp_path):
     (tmp_path / "s.txt").write_bytes(t)
     df = read(tmp_path / "s.txt")
     assert df["proc_name"].iloc[0] == "z\\xffsh"
+
+
+def test_an_event_line_continued_by_junk_is_a_kiterror(worker):
+    # seen in the long campaign (seed long1, mutant 1111): a default-format event with no
+    # parameters, then a line of another format glued to it
+    t = (ROOT / "tests/data/fuzz/text-0.29.txt").read_text().splitlines()
+    i = next(k for k, line in enumerate(t) if line.endswith("< getpid "))
+    got = worker("\n".join(t[:i] + [t[i].rstrip(), '{"evt.cpu":0}'] + t[i + 1:]).encode())
+    assert got["outcome"] == "kiterror" and "malformed" in got["detail"], got

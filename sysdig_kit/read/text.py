@@ -452,6 +452,8 @@ class TextReader:
                       encode_args(params, lay, b64=True))
             return
         m = _DEFAULT_LINE.match(line)
+        if m is None:  # its first line matched; what followed is no value sysdig prints
+            raise ValueError(f"continued by {line.partition(chr(10))[2][:40]!r}")
         num, h, mi, s, frac, cpu, name, tid, d, typ, info = m.groups()
         info = _strip_era_space(info or "", state)
         params, lay = split_info(info, typ, d, state["era"])
