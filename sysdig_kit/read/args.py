@@ -66,6 +66,8 @@ def decode_value(ptype: str | None, raw, encoding: str = "scap"):
             if not m:
                 return None
             tok = m.group(1)
+            if len(tok) > 21:  # longer than any 64-bit value sysdig prints: not decodable
+                return None
             return int(tok, 16) if "0x" in tok.lower() else int(tok)
         if ptype in STRINGS:
             return raw.decode("utf-8", "surrogateescape")

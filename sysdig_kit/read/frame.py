@@ -147,7 +147,8 @@ def _out_of_range(ints: dict) -> str:
         lo, hi = (-(1 << 15), 1 << 15) if col == "evt_cpu" else (-(1 << 63), 1 << 63)
         for i, v in enumerate(values):
             if v is not None and not (isinstance(v, int) and lo <= v < hi):
-                return f"event {i + 1} of the batch: {col} {str(v)[:40]!r} is out of range"
+                what = f"a {v.bit_length()}-bit number" if isinstance(v, int) else repr(v)[:40]
+                return f"event {i + 1} of the batch: {col} {what} is out of range"
     return "a number out of range"
 
 

@@ -218,6 +218,8 @@ def parse_int(value: str, hex_: bool = False):
     if not m or m.end() != len(value) and value[m.end()] != "(":
         return None
     sign, ox, digits = m.groups()
+    if len(digits) > 20:  # longer than any 64-bit value: not a number sysdig printed
+        return None
     try:
         n = int(digits, 16 if (hex_ or ox) else 10)
     except ValueError:
@@ -225,7 +227,7 @@ def parse_int(value: str, hex_: bool = False):
     n = -n if sign else n
     if n >= 1 << 63:  # sysdig prints raw values as int64
         n -= 1 << 64
-    return n
+    return n if -(1 << 63) <= n < 1 << 63 else None
 
 
 def rawres(params: list, layout, evt_dir: str, era: str):
