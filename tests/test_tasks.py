@@ -85,3 +85,16 @@ def test_fabfile_for_ones_own_folder(tmp_path):
     r = _run([sys.executable, "-m", "sysdig_kit.cli", "fabfile", str(tmp_path)], tmp_path)
     assert r.returncode == 2 and "not sysdig-kit's" in r.stderr
     assert (tmp_path / "fabfile.py").read_text() == "print('mine')\n"  # never overwritten
+
+
+def test_build_dry_run_plans_without_docker(tmp_path):
+    from sysdig_kit import build, profiles
+    from sysdig_kit.build import images
+
+    q = profiles.load("qemu-arm64")
+    text = images.render("builder", debian_release="sid", arch="arm64",
+                         gnu_triplet="aarch64-linux-gnu", kernel_source="debian-headers")
+    r = _run(["fab", "-r", str(ROOT), "build", "--dry-run", "--board", "qemu-arm64"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == build.plan(q)
+    assert f"builder image {images.image_tag('builder-sid', text)} " in r.stdout

@@ -117,3 +117,8 @@ def test_build_inputs_ship(installed, away):
     lines = r.stdout.splitlines()
     assert lines[0] == "['builder.Dockerfile.j2', 'userspace-source.Dockerfile.j2']"
     assert lines[1] == "4" and lines[2].startswith(str(bin_.parent))
+    assert _run([str(bin_ / "sysdig-kit"), "fabfile", "."], away, env).returncode == 0
+    r = _run([str(bin_ / "python"), "-m", "fabric", "build", "--dry-run"], away, env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "pair current: sysdig 0.41.4, driver 0.23.2 (Debian sid)" in r.stdout
+    assert "builder image sysdig-kit/builder-sid:" in r.stdout

@@ -19,13 +19,36 @@ from ..errors import KitError
 from . import bundle, driver, images, kernel, userspace
 
 
-def builder_image(c, profile: profiles.Profile, logs: Path) -> str:
-    """The builder image of a profile (one per suite and kernel flavour), built when missing."""
+def _builder(profile: profiles.Profile) -> tuple[str, str]:
+    """(image name, rendered Dockerfile) of a profile's builder (one per suite and kernel
+    flavour)."""
     suite, ksrc = profile.sysdig["debian_release"], profile.kernel["source"]
     text = images.render("builder", debian_release=suite, arch=profile.arch,
                          gnu_triplet=profile.cross_prefix.rstrip("-"), kernel_source=ksrc)
-    name = f"builder-{suite}" + ("" if ksrc == "debian-headers" else "-tree")
+    return f"builder-{suite}" + ("" if ksrc == "debian-headers" else "-tree"), text
+
+
+def builder_image(c, profile: profiles.Profile, logs: Path) -> str:
+    """The builder image of a profile, built when missing."""
+    name, text = _builder(profile)
     return images.ensure(c, name, text, logs)
+
+
+def plan(profile: profiles.Profile) -> str:
+    """What `build` would use, without Docker or a board: pair, builder image, kernel source,
+    userspace provider, patch set files, where the bundle goes."""
+    pair = profiles.pair(profile)
+    name, text = _builder(profile)
+    patches = driver.patch_files(pair["driver"], profile.sysdig.get("driver_patches") or [])
+    lines = [f"board {profile.name} ({profile.source_file})",
+             (f"pair {profile.sysdig['pair']}: sysdig {pair['sysdig']}, driver {pair['driver']}"
+              f" (Debian {pair['debian_release']})"),
+             f"builder image {images.image_tag(name, text)} (rendered from {images.DOCKERFILES})",
+             f"kernel source {profile.kernel['source']}",
+             f"userspace {profile.sysdig['userspace']}",
+             *(f"patch {s}/{f.name} sha256 {driver.sha256(f)[:16]}" for s, f in patches),
+             f"bundle {paths.cache_dir('bundles', profile.name)}/<kernel release>/"]
+    return "\n".join(lines)
 
 
 def build(profile: profiles.Profile, force: bool = False) -> Path:

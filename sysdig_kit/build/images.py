@@ -51,9 +51,14 @@ def render(template: str, **params) -> str:
     return env.get_template(f"{template}.Dockerfile.j2").render(**params)
 
 
+def image_tag(name: str, dockerfile: str) -> str:
+    """`sysdig-kit/NAME:<hash of the rendered Dockerfile>`: a new text is a new image."""
+    return f"sysdig-kit/{name}:{hashlib.sha256(dockerfile.encode()).hexdigest()[:12]}"
+
+
 def ensure(c: docker.DockerClient, name: str, dockerfile: str, log_dir: Path) -> str:
     """Build the image `sysdig-kit/NAME:<hash>` unless it exists; return its tag."""
-    tag = f"sysdig-kit/{name}:{hashlib.sha256(dockerfile.encode()).hexdigest()[:12]}"
+    tag = image_tag(name, dockerfile)
     try:
         c.images.get(tag)
         return tag

@@ -16,13 +16,15 @@ from ._common import kit_errors, task
 # reads better for the emulated board; both build for the *selected* board.
 @task(aliases=["build"],
       help={"board": "board profile (default: juno if configured and reachable, else qemu-arm64)",
-            "force": "rebuild even when the bundle is current"})
+            "force": "rebuild even when the bundle is current",
+            "dry_run": "print what the build would use (pair, images, patches) and stop"})
 @kit_errors
-def build_juno(c, board=None, force=False):
+def build_juno(c, board=None, force=False, dry_run=False):
     """Cross-build scap.ko + arm64 sysdig for the selected board (Juno by default) in Docker."""
     from sysdig_kit import build as _b
 
-    print(_b.build(profiles.load(board or profiles.default_board()), force=force))
+    p = profiles.load(board or profiles.default_board())
+    print(_b.plan(p) if dry_run else _b.build(p, force=force))
 
 
 @task(help={"board": "board profile (default: the selected board)"})
