@@ -1,0 +1,106 @@
+"""The per-syscall policy (data/replayer/policy.csv) and the syscall tables, read with the stdlib.
+
+The data directory is the package's own `data/` when the replayer is shipped to a board
+(`ship_files`), else sysdig_kit/data in the source tree.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+ACTIONS = ("inject", "execute", "restore")
+
+
+def data_dir() -> Path:
+    here = Path(__file__).resolve().parent
+    return here / "data" if (here / "data").is_dir() else here.parent / "data"
+
+
+def _rows(path: Path) -> list[dict]:
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    return list(csv.DictReader(lines))
+
+
+@dataclass(frozen=True)
+class Write:
+    param: str
+    arg: int
+    optional: bool = False
+    iov: bool = False
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    arg: int
+    kind: str  # "n" number, "s" C string, "b" bytes
+
+
+@dataclass(frozen=True)
+class Rule:
+    syscall: str
+    action: str
+    writes: tuple[Write, ...] = ()
+    checks: tuple[Check, ...] = ()
+    pids: tuple[int, ...] = ()
+
+
+DEFAULT = "execute"
+
+
+def _parse(row: dict) -> Rule:
+    writes = []
+    for w in filter(None, (row.get("writes") or "").split(";")):
+        param, dest = w.split(">")
+        optional, iov = dest.endswith("?"), "iov" in dest
+        writes.append(Write(param, int(dest.replace("?", "").replace("iov", "")), optional, iov))
+    checks = []
+    for c in filter(None, (row.get("check") or "").split(";")):
+        name, dest = c.split("=")
+        kind = dest[0] if dest[0] in "sb" else "n"
+        checks.append(Check(name, int(dest.lstrip("sb")), kind))
+    pids = tuple(int(p) for p in filter(None, (row.get("pids") or "").split(";")))
+    if row["action"] not in ACTIONS:
+        raise ValueError(f"policy: {row['syscall']}: unknown action {row['action']!r}")
+    return Rule(row["syscall"], row["action"], tuple(writes), tuple(checks), pids)
+
+
+class Policy:
+    def __init__(self, arch: str, path: Path | None = None):
+        self.arch = arch
+        self.rules: dict[str, Rule] = {}
+        for row in _rows(path or data_dir() / "replayer" / "policy.csv"):
+            if row["arch"] in ("*", arch):
+                self.rules[row["syscall"]] = _parse(row)
+        self.names = syscall_names(arch)
+
+    def rule(self, nr: int) -> Rule:
+        name = self.names.get(nr, f"nr {nr}")
+        return self.rules.get(name) or Rule(name, DEFAULT)
+
+
+def syscall_names(arch: str) -> dict[int, str]:
+    """number -> kernel name, from data/syscalls/<arch>.csv (generated from the UAPI headers)."""
+    return {int(r["nr"]): r["name"] for r in _rows(data_dir() / "syscalls" / f"{arch}.csv")}
+
+
+def write_back(path: Path | None = None) -> dict[str, list[str]]:
+    """data/syscalls/write_back.csv: syscall -> the parameters that carry what it wrote."""
+    out = {}
+    for r in _rows(path or data_dir() / "syscalls" / "write_back.csv"):
+        out[r["syscall"]] = [p for p in (r.get("carried_by") or "").split("|") if p]
+    return out
+
+
+SHIP = ("replayer/policy.csv", "syscalls/arm64.csv", "syscalls/x86_64.csv",
+        "syscalls/write_back.csv")
+
+
+def ship_files() -> dict[str, Path]:
+    """What a board needs of this package: relative name -> file (the modules and their data)."""
+    here = Path(__file__).resolve().parent
+    files = {p.name: p for p in here.glob("*.py")}
+    files.update({f"data/{rel}": data_dir() / rel for rel in SHIP})
+    return files

@@ -1,0 +1,250 @@
+"""The replayer on this x86_64 host, no board: ptrace memory writing, the policy table, and whole
+replays of a tiny libc-free program (tests/data/replayer/tiny.c) against hand-made logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sysdig_kit import replay
+from sysdig_kit.replay import log as logmod
+from sysdig_kit.replayer import logfile
+from sysdig_kit.replayer import ptrace as pt
+from sysdig_kit.replayer.policy import Policy, syscall_names, write_back
+
+DATA = Path(__file__).parent / "data"
+TINY = DATA / "replayer" / "tiny-x86_64"
+x86 = pytest.mark.skipif(platform.machine() != "x86_64", reason="the tiny program is x86_64")
+
+
+# --- memory writing ------------------------------------------------------------------------
+
+def _stopped_child():
+    """A child stopped under ptrace (SEIZE + INTERRUPT) holding a known buffer at a known address."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        import ctypes
+        os.close(r)
+        buf = ctypes.create_string_buffer(b"original bytes here", 32)
+        os.write(w, f"{ctypes.addressof(buf)}\n".encode())
+        signal.pause()
+        os._exit(0)
+    os.close(w)
+    addr = int(os.read(r, 64).decode())
+    os.close(r)
+    pt.seize(pid, pt.O_EXITKILL)
+    pt._call(pt.PTRACE_INTERRUPT, pid)
+    os.waitpid(pid, 0x40000000)
+    return pid, addr
+
+
+def test_write_mem_into_a_traced_child():
+    pid, addr = _stopped_child()
+    try:
+        assert pt.read_mem(pid, addr, 8) == b"original"
+        pt.write_mem(pid, addr, b"REPLAYED")
+        assert pt.read_mem(pid, addr, 19) == b"REPLAYED bytes here"
+        assert pt.read_cstr(pid, addr) == b"REPLAYED bytes here"
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+
+
+def test_regs_round_trip_in_a_traced_child():
+    pid, _ = _stopped_child()
+    try:
+        arch = pt.ARCHS[pt.host_arch()]
+        regs = pt.getregs(pid, arch)
+        assert len(regs) == arch.nregs and regs[arch.pc] and regs[arch.sp]
+        pt.setregs(pid, arch, regs)
+        assert pt.getregs(pid, arch) == regs
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+
+
+# --- policy ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("arch", ["arm64", "x86_64"])
+def test_policy_names_are_syscalls_of_the_arch(arch):
+    pol = Policy(arch)
+    known = set(syscall_names(arch).values())
+    assert set(pol.rules) <= known, set(pol.rules) - known
+    nrs = {v: k for k, v in syscall_names(arch).items()}
+    assert pol.rule(nrs["read"]).action == "inject"
+    assert pol.rule(nrs["mmap"]).action == "execute"  # not listed: execute and verify
+    assert pol.rule(nrs["clone"]).action == "restore"
+
+
+@pytest.mark.parametrize("arch", ["arm64", "x86_64"])
+def test_every_write_back_the_data_names_has_a_destination(arch):
+    """write_back.csv (owned by the driver patch set) says which parameters carry what a syscall
+    wrote; an injected syscall must say where each one goes, or its data would be dropped."""
+    pol = Policy(arch)
+    kernel = {"pread": "pread64", "prlimit": "prlimit64", "stat": "newfstatat"}
+    for sc, params in write_back().items():
+        rule = pol.rules.get(kernel.get(sc, sc))
+        if rule is None or rule.action == "execute":
+            continue
+        dests = {w.param for w in rule.writes}
+        assert set(params) <= dests or not params, (sc, params, dests)
+
+
+# --- the JSONL reader agrees with ReplayLog ---------------------------------------------------
+
+def test_stdlib_reader_walks_the_log_like_replaylog(tmp_path):
+    frame = replay.build(__import__("sysdig_kit").read(DATA / "replay-complete-zsh-s4096.scap"))
+    path = replay.write(frame, tmp_path / "zsh.jsonl")
+    mine = logfile.Log.open(path)
+    theirs = replay.ReplayLog.open(path)
+    assert mine.threads() == theirs.threads()
+    for tid in theirs.threads():
+        a, b = mine.cursor(tid), theirs.cursor(tid)
+        got = [(r.seq, r.syscall, r.nr, r.res, r.output) for r in a.syscalls]
+        want = [(r.seq, r.syscall, r.nr, r.res, r.output) for r in b]
+        assert got == want
+        assert a.exit_status == b.exit_status
+    assert mine.root() == 380  # the zsh started by the demo
+
+
+# --- whole replays of the tiny program ---------------------------------------------------------
+
+def _rec(seq, syscall, nr, res, args=(), bufs=(), flags=(), evt=None):
+    return {"thread_tid": 1000, "proc_pid": 1000, "proc_name": "tiny", "seq": seq,
+            "kind": "syscall", "syscall": syscall, "nr": nr, "evt_num": evt or 10 + seq,
+            "enter_evt_num": None, "enter_ts": None, "exit_ts": None, "res": res, "errno": None,
+            "args": [{"name": k, "value": str(v)} for k, v in args],
+            "buffers": [{"name": n, "data": d, "captured_len": len(d),
+                         "reported_len": len(d) if n == "data" and out else None, "output": out}
+                        for n, d, out in bufs],
+            "flags": list(flags)}
+
+
+def _uts(node: bytes) -> bytes:
+    return b"".join(f.ljust(65, b"\0") for f in (b"Linux", node, b"6.0", b"#1", b"x86_64", b"(none)"))
+
+
+def tiny_records(hostname=b"recorded-host\n", node=b"recorded", rnd=bytes(range(8)), pid=4242):
+    w = [1]
+
+    def write(seq, data):
+        return _rec(seq, "write", 1, len(data), [("fd", 1)], [("data", data, False)])
+
+    recs = [
+        _rec(0, "read", 0, 1, [("fd", 5)], [("data", b"g", True)]),  # the launcher's wait: skipped
+        _rec(1, "execve", 59, 0),
+        _rec(2, "getpid", 39, pid),
+        write(3, f"{pid}\n".encode()),
+        _rec(4, "openat", 257, 3, [("fd", 3), ("name", "/etc/hostname")]),
+        _rec(5, "read", 0, len(hostname), [("fd", 3)], [("data", hostname, True)]),
+        write(6, hostname),
+        _rec(7, "close", 3, 0, [("fd", 3)]),
+        _rec(8, "uname", 63, 0, bufs=[("out", _uts(node), True)]),
+        write(9, node), write(10, b"\n"),
+        _rec(11, "getrandom", 318, 8, bufs=[("out", rnd, True)]),
+        write(12, rnd.hex().encode() + b"\n"),
+        _rec(13, "exit_group", 231, None, flags=["never_returns"], evt=None),
+        {**_rec(14, "procexit", None, 3), "kind": "procexit", "syscall": "procexit"},
+    ]
+    del w
+    return recs
+
+
+def _log(tmp_path, recs, name="tiny.jsonl") -> Path:
+    return replay.write(logmod.make_log(recs, arch="x86_64", source="hand-made"), tmp_path / name)
+
+
+def _replay(log: Path, tmp_path, *cmd):
+    out = tmp_path / "summary.json"
+    p = subprocess.run([sys.executable, "-m", "sysdig_kit.replayer", "replay", str(log),
+                        "--json", str(out), "--", *cmd], check=False, capture_output=True,
+                       timeout=120)
+    return p, json.loads(out.read_text()) if out.exists() else None
+
+
+@x86
+def test_replay_injects_what_the_log_holds(tmp_path):
+    """The program's pid, the file it reads, uname and getrandom all come from the log; its
+    writes run for real and must write what was recorded; exit status 3 as recorded."""
+    p, s = _replay(_log(tmp_path, tiny_records()), tmp_path, str(TINY))
+    assert p.stdout == b"4242\nrecorded-host\nrecorded\n0001020304050607\n", p.stderr
+    assert p.returncode == 0, s
+    assert s["outcome"] == "replayed" and s["exit_status"] == 3 == s["recorded_exit_status"]
+    t = s["totals"]
+    assert (t["injected"], t["executed"], t["replayed"]) == (4, 9, 13)
+    assert t["bytes"] == 14 + 390 + 8
+
+
+@x86
+def test_without_the_replayer_the_world_shows(tmp_path):
+    p = subprocess.run([str(TINY)], check=False, capture_output=True)
+    assert p.returncode == 3 and b"recorded" not in p.stdout
+
+
+@x86
+def test_edited_log_diverges_at_the_first_different_syscall(tmp_path):
+    recs = tiny_records()
+    recs[7] = _rec(7, "dup", 32, 4, [("fd", 3)])  # the program closes; the "log" says dup
+    p, s = _replay(_log(tmp_path, recs), tmp_path, str(TINY))
+    assert p.returncode == 1
+    rep = s["report"]
+    assert s["outcome"] == "divergence" and rep["seq"] == 7 and rep["evt_num"] == 17
+    assert rep["asked"]["syscall"] == "close" and rep["recorded"]["syscall"] == "dup"
+    assert [r["syscall"] for r in rep["last_matching"]][-2:] == ["read", "write"]
+    # stdout stops where the replay stopped: what ran before the divergence, no more
+    assert p.stdout == b"4242\nrecorded-host\n"
+
+
+@x86
+def test_a_different_argument_is_a_divergence(tmp_path):
+    recs = tiny_records()
+    recs[4] = _rec(4, "openat", 257, 3, [("fd", 3), ("name", "/etc/passwd")])
+    p, s = _replay(_log(tmp_path, recs), tmp_path, str(TINY))
+    assert p.returncode == 1 and s["report"]["seq"] == 4
+    assert "'/etc/hostname'" in s["report"]["detail"] and "'/etc/passwd'" in s["report"]["detail"]
+
+
+@x86
+def test_a_different_command_diverges(tmp_path):
+    p, s = _replay(_log(tmp_path, tiny_records()), tmp_path, "/bin/true")
+    assert p.returncode == 1 and s["outcome"] == "divergence"
+    assert s["report"]["thread"] == 1000 and s["report"]["seq"] == 2  # first after the execve
+    assert s["report"]["asked"]["syscall"] != "getpid"
+
+
+@x86
+def test_a_record_without_what_was_written_cannot_be_restored(tmp_path):
+    recs = tiny_records()
+    recs[8] = _rec(8, "uname", 63, 0)  # as the stock driver records it: no `out`
+    p, s = _replay(_log(tmp_path, recs), tmp_path, str(TINY))
+    assert p.returncode == 1 and s["outcome"] == "cannot_restore"
+    assert s["report"]["seq"] == 8 and "`out`" in s["report"]["detail"]
+    recs[8] = _rec(8, "uname", 63, None, flags=["no_return_value"])
+    p, s = _replay(_log(tmp_path, recs), tmp_path, str(TINY))
+    assert s["outcome"] == "cannot_restore" and "no return value of uname" in s["report"]["detail"]
+
+
+@x86
+def test_a_truncated_read_cannot_be_restored(tmp_path):
+    recs = tiny_records()
+    recs[5]["buffers"][0].update(data=b"recor", captured_len=5, reported_len=14)
+    recs[5]["flags"] = ["truncated_buffer"]
+    _, s = _replay(_log(tmp_path, recs), tmp_path, str(TINY))
+    assert s["outcome"] == "cannot_restore" and "5 of 14" in s["report"]["detail"]
+
+
+def test_bad_log_is_exit_2(tmp_path):
+    bad = tmp_path / "x.jsonl"
+    bad.write_text("not a log\n")
+    p = subprocess.run([sys.executable, "-m", "sysdig_kit.replayer", "replay", str(bad), "--",
+                        "/bin/true"], check=False, capture_output=True, text=True)
+    assert p.returncode == 2 and "cannot read the replay log" in p.stderr
+    assert "Traceback" not in p.stderr
