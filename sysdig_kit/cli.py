@@ -214,8 +214,18 @@ def replay_log(capture, output, arch, proc, pid, tid, batch_size):
 @click.option("--proc", multiple=True, help="Judge only these process names (repeatable).")
 @click.option("--pid", multiple=True, type=int, help="Judge only these process ids.")
 @click.option("--tid", multiple=True, type=int, help="Judge only these thread ids.")
-def check_cmd(capture, arch, manifest, as_json, proc, pid, tid):
-    """Is CAPTURE enough to replay? Exit 0 sufficient, 1 insufficient, 2 bad input."""
+@click.option("--replay", is_flag=True, help="Also replay the log against the command after "
+              "--: sufficient only if it replays (sysdig-kit replay).")
+@click.option("--board", default=None, help="With --replay: replay on this board "
+              "(default: this machine).")
+@click.option("--timeout", type=float, default=600, show_default=True,
+              help="With --replay: seconds without progress before giving up.")
+@click.argument("cmd", nargs=-1, type=click.UNPROCESSED)
+def check_cmd(capture, arch, manifest, as_json, proc, pid, tid, replay, board, timeout, cmd):
+    """Is CAPTURE enough to replay? Exit 0 sufficient, 1 insufficient, 2 bad input.
+
+    \b
+    sysdig-kit check CAPTURE --replay [--board B] -- CMD ARGS...   (the experiment)"""
     import json
     from pathlib import Path
 
@@ -225,8 +235,100 @@ def check_cmd(capture, arch, manifest, as_json, proc, pid, tid):
     frame, log = _replay_frame(capture, arch, proc, pid, tid)
     default = Path(str(capture) + ".manifest.json")
     result = check(frame, log, manifest or (default if default.is_file() else None))
+    from .replayer.host import vdso_warning
+
+    if (warn := vdso_warning(capture)) is not None:
+        result["reasons"].append({"code": "vdso_visible", "severity": "warning", "count": 1,
+                                  "detail": warn, "remedy": "capture with `sysdig-kit capture "
+                                  "-- CMD`, which hides the vDSO from CMD and its children"})
+    if replay:
+        result = _fold_replay(result, capture, log, board, list(cmd), timeout)
     click.echo(json.dumps(result, indent=2) if as_json else render(result))
     sys.exit(0 if result["verdict"] == "sufficient" else 1)
+
+
+def _fold_replay(result, capture, log, board, cmd, timeout) -> dict:
+    """`check --replay`: run the replay; "sufficient" only for what replayed."""
+    import tempfile
+    from pathlib import Path
+
+    from .replay import write
+
+    if not cmd:
+        raise KitError("--replay needs the command after --: check CAPTURE --replay -- CMD ARGS")
+    with tempfile.TemporaryDirectory() as tmp:
+        jl = write(log, Path(tmp) / "log.jsonl")
+        _, summary = _run_replay(jl, cmd, board, Path(tmp) / "summary.json", timeout, False)
+    result["replay"] = summary
+    if summary is None or summary["outcome"] != "replayed":
+        rep = (summary or {}).get("report") or {}
+        where = (f"thread {rep['thread']} seq {rep.get('seq')} evt_num {rep.get('evt_num')}: "
+                 if "thread" in rep else "")
+        result["reasons"].append({
+            "code": f"replay_{(summary or {}).get('outcome', 'failed')}", "severity": "insufficient",
+            "count": 1, "detail": f"the replay of `{' '.join(cmd)}` stopped: {where}"
+                                  f"{rep.get('detail', 'no summary')}",
+            "remedy": "see the replay report (sysdig-kit replay CAPTURE -- CMD)"})
+        result["verdict"] = "insufficient"
+    else:
+        t = summary["totals"]
+        result["reasons"].append({
+            "code": "replayed", "severity": "info", "count": t["replayed"],
+            "detail": f"`{' '.join(cmd)}` replayed: {t['replayed']} of {t['records']} records "
+                      f"({t['injected']} injected, {t['executed']} executed and verified, "
+                      f"{t['restored']} restored), exit status {summary['exit_status']}",
+            "remedy": "none needed"})
+    return result
+
+
+def _run_replay(log, cmd, board, json_out, timeout, keep_vdso):
+    from .replayer import host
+
+    if board in (None, "local"):
+        return host.replay_here(log, cmd, json_out, timeout, keep_vdso)
+    from . import profiles
+
+    return host.replay_board(profiles.load(board), log, cmd, json_out, timeout, keep_vdso)
+
+
+@main.command("replay", context_settings={"ignore_unknown_options": True})
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.option("--board", default=None, help="Replay on this board (default: this machine, "
+              "whose architecture must be the log's).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
+              help="Write the summary here instead of stderr.")
+@click.option("--timeout", type=float, default=600, show_default=True,
+              help="Seconds without progress before giving up (a stuck replay).")
+@click.option("--keep-vdso", is_flag=True, help="Do not hide the vDSO (only for logs captured "
+              "with --keep-vdso).")
+def replay_cmd(source, cmd, board, json_out, timeout, keep_vdso):
+    """Replay SOURCE (a capture, or a .parquet/.jsonl replay log) against CMD under ptrace.
+
+    \b
+    sysdig-kit replay out/cmd.scap [--board B] [--json F] -- CMD ARGS...
+    Every syscall of CMD must match the log (else: divergence); results are injected or run
+    and verified (sysdig_kit/data/replayer/policy.csv). CMD's stdout/stderr pass through; the
+    summary goes to stderr or --json. Exit 0 replayed, 1 divergence or a record the log cannot
+    restore, 2 bad input."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from .replayer import host
+    from .replayer.__main__ import text
+
+    with tempfile.TemporaryDirectory() as tmp:
+        log = host.to_jsonl(source, Path(tmp))
+        out = Path(json_out) if json_out else Path(tmp) / "summary.json"
+        rc, summary = _run_replay(log, list(cmd), board, out, timeout, keep_vdso)
+        if summary is None:
+            raise KitError(f"the replayer gave no summary (rc {rc})")
+        if not json_out:
+            click.echo(text(summary), err=True)
+        else:
+            Path(json_out).write_text(json.dumps(summary, indent=1) + "\n")
+    sys.exit(0 if summary["outcome"] == "replayed" else 1)
 
 
 @main.command("decode-hooklog")

@@ -248,3 +248,20 @@ def test_bad_log_is_exit_2(tmp_path):
                         "/bin/true"], check=False, capture_output=True, text=True)
     assert p.returncode == 2 and "cannot read the replay log" in p.stderr
     assert "Traceback" not in p.stderr
+
+
+@x86
+def test_cli_replay_passes_output_through_and_summarises(tmp_path):
+    log = _log(tmp_path, tiny_records())
+    p = subprocess.run([sys.executable, "-m", "sysdig_kit.cli", "replay", str(log), "--",
+                        str(TINY)], check=False, capture_output=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == b"4242\nrecorded-host\nrecorded\n0001020304050607\n"
+    assert b"replay: replayed: 13 of 13 records (injected 4" in p.stderr
+    bad = _log(tmp_path, tiny_records()[:5], name="short.jsonl")
+    p = subprocess.run([sys.executable, "-m", "sysdig_kit.cli", "replay", str(bad), "--json",
+                        str(tmp_path / "s.json"), "--", str(TINY)], check=False,
+                       capture_output=True)
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert p.returncode == 1 and s["outcome"] == "divergence"
+    assert "no more syscalls" in s["report"]["detail"] and s["report"]["asked"]["syscall"] == "read"

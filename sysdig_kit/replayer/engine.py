@@ -89,6 +89,7 @@ class Replayer:
         self.early: set[int] = set()  # stopped new threads not yet mapped
         self.last: dict[int, deque] = {}
         self.signals = 0
+        self.skipped = 0  # the root's records before its exec (the launcher's, not the command's)
         self.vdso_hidden = 0
         self.exit_status: int | None = None
         self.root_real: int | None = None
@@ -199,6 +200,7 @@ class Replayer:
         # the command's: replay from its first successful execve.
         while cur.peek() is not None and not (cur.peek().syscall == "execve" and cur.peek().res == 0):
             cur.take()
+            self.skipped += 1
         if cur.done:
             raise Stop("divergence", {"detail": f"recorded thread {self.root_rec} has no "
                                       "successful execve: the log is not of a command started "
@@ -459,7 +461,9 @@ class Replayer:
         totals = {k: sum(th[k] for th in threads) for k in
                   ("records", "replayed", "injected", "executed", "restored", "unverified",
                    "buffers", "bytes")}
-        totals["records"] = sum(len(self.log.cursor(tid).syscalls) for tid in self.log.threads())
+        totals["records"] = sum(len(self.log.cursor(tid).syscalls)
+                                for tid in self.log.threads()) - self.skipped
+        totals["skipped_before_exec"] = self.skipped
         return {"outcome": outcome, "command": self.argv, "arch": self.arch_name,
                 "exit_status": self.exit_status,
                 "recorded_exit_status": self.log.cursor(self.root_rec).exit_status,

@@ -101,6 +101,6 @@ SHIP = ("replayer/policy.csv", "syscalls/arm64.csv", "syscalls/x86_64.csv",
 def ship_files() -> dict[str, Path]:
     """What a board needs of this package: relative name -> file (the modules and their data)."""
     here = Path(__file__).resolve().parent
-    files = {p.name: p for p in here.glob("*.py")}
+    files = {p.name: p for p in here.glob("*.py") if p.name != "host.py"}
     files.update({f"data/{rel}": data_dir() / rel for rel in SHIP})
     return files
