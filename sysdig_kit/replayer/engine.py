@@ -32,6 +32,14 @@ OPTIONS = (pt.O_TRACESYSGOOD | pt.O_TRACECLONE | pt.O_TRACEFORK | pt.O_TRACEVFOR
            | pt.O_TRACEEXEC | pt.O_EXITKILL)
 CLONES = ("clone", "clone3", "fork", "vfork")
 NEVER_RETURN = ("exit", "exit_group")
+EINTR, ERESTARTNOINTR = 4, 513
+RESTART = (512, 513, 514, 516)  # ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK
+BOUNCE = object()  # marks a held syscall that is to make way for a signal handler
+# Syscalls that, run for real, may wait for another traced thread to act.
+MAY_WAIT = frozenset({
+    "clone", "clone3", "vfork", "wait4", "waitid", "rt_sigsuspend", "pause", "nanosleep",
+    "clock_nanosleep", "futex", "poll", "ppoll", "select", "pselect6", "epoll_wait",
+    "epoll_pwait", "epoll_pwait2", "accept", "accept4", "connect", "rt_sigtimedwait"})
 
 
 class Stop(Exception):
@@ -53,6 +61,8 @@ class Thread:
     rule: Rule | None = None
     entry: pt.SyscallInfo | None = None
     alive: bool = True
+    deferred: list = field(default_factory=list)  # signals held back until the log wants them
+    bounce: tuple | None = None  # (syscall nr, signal) of a syscall skipped for a handler
     counts: dict = field(default_factory=lambda: dict.fromkeys(
         ("replayed", "injected", "executed", "restored", "unverified", "buffers", "bytes"), 0))
 
@@ -66,6 +76,38 @@ class Thread:
             return self.pending[1].order
         rec = self.cur.peek()
         return rec.order if rec is not None else self.cur.exit_order
+
+
+def _may_wait(rule, info: pt.SyscallInfo) -> bool:
+    if rule is BOUNCE or rule.syscall not in MAY_WAIT:
+        return False
+    if rule.syscall == "wait4":
+        return not info.args[2] & 1  # WNOHANG: answers at once, so it must wait its turn
+    if rule.syscall == "waitid":
+        return not info.args[3] & 1
+    return True
+
+
+def _sleeping(tid: int) -> bool:
+    """Is the thread asleep in the kernel (state S or D in /proc/TID/stat)?"""
+    try:
+        stat = open(f"/proc/{tid}/stat").read()  # noqa: SIM115
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] in ("S", "D")
+
+
+def _pending(tid: int) -> int:
+    """Signals pending for the thread or its process (/proc/TID/status SigPnd | ShdPnd)."""
+    try:
+        text = open(f"/proc/{tid}/status").read()  # noqa: SIM115
+    except OSError:
+        return 0
+    mask = 0
+    for line in text.splitlines():
+        if line.startswith(("SigPnd:", "ShdPnd:")):
+            mask |= int(line.split()[1], 16)
+    return mask
 
 
 def _signed(v: int) -> int:
@@ -89,10 +131,14 @@ class Replayer:
         self.early: set[int] = set()  # stopped new threads not yet mapped
         self.last: dict[int, deque] = {}
         self.signals = 0
+        self.recheck = False  # a held syscall waits on one that may be about to sleep
         self.skipped = 0  # the root's records before its exec (the launcher's, not the command's)
         self.vdso_hidden = 0
         self.exit_status: int | None = None
         self.root_real: int | None = None
+        # SKREPLAY_TRACE=FILE: one line per entry, start and exit (for debugging a replay).
+        trace = os.environ.get("SKREPLAY_TRACE")
+        self.trace = open(trace, "w", buffering=1) if trace else None  # noqa: SIM115
 
     # --- launching --------------------------------------------------------------------------
 
@@ -140,14 +186,26 @@ class Replayer:
 
     def _alarm(self, *_):
         raise Stop("stuck", {"detail": f"no progress for {self.timeout:.0f} s: the replayed "
-                             "program is blocked where the recorded one was not"})
+                             "program is blocked where the recorded one was not",
+                             "threads": [self._where(t) for t in self.threads.values()]})
+
+    @staticmethod
+    def _where(t: Thread) -> dict:
+        rec = t.inflight or (t.pending[1] if t.pending else None) or t.cur.peek()
+        return {"thread": t.rec, "replayed_tid": t.real, "alive": t.alive, "state": t.state,
+                "record": rec.brief() if rec else None}
 
     def _loop(self) -> None:
         while any(t.alive for t in self.threads.values()) or self.exit_status is None:
             try:
-                tid, status = os.waitpid(-1, WALL)
+                tid, status = os.waitpid(-1, WALL | (os.WNOHANG if self.recheck else 0))
             except ChildProcessError:
                 break
+            if tid == 0:
+                time.sleep(0.002)
+                self.recheck = False
+                self._release()
+                continue
             if os.WIFEXITED(status) or os.WIFSIGNALED(status):
                 self._gone(tid, status)
                 continue
@@ -190,9 +248,13 @@ class Replayer:
                 self._release()
             else:
                 pt.syscall(tid)
-        else:  # a signal for the tracee: deliver it where the kernel delivers it
-            self.signals += 1
-            pt.syscall(tid, sig)
+        else:
+            self._signal(t, tid, sig)
+
+    def _trace(self, what: str, t: Thread, rec: Record | None, extra="") -> None:
+        if self.trace is not None:
+            self.trace.write(f"{time.monotonic():.6f} {what} {t.rec}/{t.real} {t.state} "
+                             f"{rec.order if rec else '-'} {rec.syscall if rec else '-'} {extra}\n")
 
     def _start_root(self, tid: int) -> Thread:
         cur = self.log.cursor(self.root_rec)
@@ -248,6 +310,12 @@ class Replayer:
             raise Stop("divergence", self._report(t, None, info, "the log has no more syscalls "
                                                   "for this thread"))
         if rec.nr != info.nr:
+            if self._handler_ahead(t):
+                # The recorded run took a signal here: hold this syscall until the signal's
+                # turn, then bounce it (see _bounce) so that the handler runs first.
+                t.state, t.pending = "gate", (info, rec, BOUNCE)
+                self._trace("entry-bounce", t, rec)
+                return
             raise Stop("divergence", self._report(t, rec, info, f"asked for {rule.syscall}, "
                                                   f"recorded {rec.syscall}"))
         for chk in rule.checks:
@@ -260,6 +328,7 @@ class Replayer:
                     t, rec, info, f"{rule.syscall} argument {chk.name}: asked {_show(got)}, "
                     f"recorded {_show(want)}"))
         t.state, t.pending = "gate", (info, rec, rule)
+        self._trace("entry", t, rec)
 
     def _arg(self, tid: int, value: int, kind: str, want):
         if kind == "s":
@@ -277,15 +346,33 @@ class Replayer:
                 return
             t = held[0]
             mine = t.pending[1].order
-            others = [u.order() for u in self.threads.values() if u is not t and u.alive]
-            running = any(u.state in ("run", "sys", "new") for u in self.threads.values()
-                          if u is not t and u.alive)
-            if any(o is not None and o < mine for o in others) and running:
-                return  # an earlier record is still to come; it will call _release again
+            waits = [u for u in held if _may_wait(u.pending[2], u.pending[0])]
+            if waits:
+                # A syscall that may wait (wait4, rt_sigsuspend, vfork, ...) enters as soon as it
+                # is asked, as in the recorded run, where it was waiting when its event came.
+                self._start(waits[0])
+                continue
+            # Records not yet entered hold a thread back, and so do syscalls in flight, except
+            # those that may be waiting for this very thread (a vfork parent for its child's
+            # exec, a wait4 for an exit): held, they would never finish.
+            earlier = [u for u in self.threads.values() if u is not t and u.alive
+                       and u.state in ("run", "new", "sys") and (u.order() or mine) < mine]
+            blocking = [u for u in earlier if u.state != "sys" or u.rule is None
+                        or u.rule.syscall not in MAY_WAIT or not _sleeping(u.real)]
+            if blocking:
+                # Asleep in the kernel, an earlier syscall may be waiting for this very thread;
+                # one that may wait but still runs is looked at again shortly (_loop).
+                self.recheck = any(u.state == "sys" and u.rule is not None
+                                   and u.rule.syscall in MAY_WAIT for u in blocking)
+                return  # an earlier record is still to come; its stop calls _release again
             self._start(t)
 
     def _start(self, t: Thread) -> None:
         info, rec, rule = t.pending
+        self._trace("start", t, rec)
+        if rule is BOUNCE:
+            self._bounce(t, info, rec)
+            return
         t.pending, t.inflight, t.rule, t.entry, t.state = None, t.cur.take(), rule, info, "sys"
         if rule.action in ("inject", "restore"):
             missing = self._missing(rec, rule, info)
@@ -324,25 +411,44 @@ class Replayer:
         if rec.res < 0:
             return None
         for w in rule.writes:
+            if w.to_fd:
+                # Bytes the kernel moved between files (copy_file_range, sendfile, splice): the
+                # program's output depends on them, and no capture holds them.
+                if rec.res == 0:
+                    continue
+                return (f"the log lacks the {rec.res} bytes {name} moved to fd "
+                        f"{_signed(info.args[w.arg])} inside the kernel (no event carries them)")
             if info.args[w.arg] == 0:
                 continue
             data = rec.output.get(w.param)
             if data is None:
-                if w.optional or (w.param == "data" and rec.res == 0):
+                if w.optional or (w.sized_by_res and rec.res == 0):
                     continue
                 return (f"the log lacks `{w.param}`, what {name} wrote at argument {w.arg} "
                         f"(returned {rec.res})")
-            if w.param == "data" and len(data) < rec.res:
+            if w.sized_by_res and len(data) < rec.res:
                 return (f"the log holds {len(data)} of the {rec.res} bytes {name} returned "
                         "(capture with a larger snaplen, -s)")
         return None
 
     def _exit(self, t: Thread, info: pt.SyscallInfo) -> None:
         rec, rule = t.inflight, t.rule
+        self._trace("exit", t, rec, info.rval)
+        if t.bounce is not None:
+            self._bounced(t)
+            return
         if rec is None:  # an exit without our entry (the first stop of a new thread)
             pt.syscall(t.real)
             return
         real = info.rval
+        if -real in RESTART and rule.action != "inject":
+            if rec.res == -EINTR:
+                real = rec.res  # the kernel makes it EINTR when it delivers the handler
+            else:  # interrupted by a signal held back (_signal): the kernel restarts it
+                t.cur.i -= 1
+                t.inflight, t.state = None, "run"
+                pt.syscall(t.real)
+                return
         if rule.action == "inject":
             self._write(t, rec, rule)
             self._set_ret(t.real, rec.res)
@@ -354,7 +460,7 @@ class Replayer:
             self._write(t, rec, rule)
             self._set_ret(t.real, rec.res)
             t.counts["restored"] += 1
-        elif rec.res is None:
+        elif rec.res is None or rule.action == "run":
             t.counts["unverified"] += 1
         elif real != rec.res:
             raise Stop("divergence", self._report(
@@ -364,6 +470,69 @@ class Replayer:
         t.counts["replayed"] += 1
         self.last[t.real].append(rec)
         t.inflight, t.state = None, "run"
+        pt.syscall(t.real)
+
+    # --- signals ----------------------------------------------------------------------------
+
+    def _handler_ahead(self, t: Thread, within: int = 16) -> bool:
+        """Does the log show a signal handler returning soon (rt_sigreturn in the next records)?"""
+        nxt = t.cur.syscalls[t.cur.i:t.cur.i + within]
+        return any(r.syscall == "rt_sigreturn" for r in nxt)
+
+    def _signal(self, t: Thread | None, tid: int, sig: int) -> None:
+        """A signal-delivery stop. SIGCHLD (asynchronous; two of them pending make one) is held
+        back until the log shows its handler: the thread's next record is its rt_sigreturn, or
+        the syscall just done was interrupted (EINTR) and a handler follows."""
+        if t is not None and sig == signal.SIGCHLD:
+            nxt = t.cur.peek()
+            prev = t.cur.syscalls[t.cur.i - 1] if t.cur.i else None
+            now = nxt is not None and (nxt.syscall == "rt_sigreturn" or (
+                prev is not None and prev.res == -EINTR and self._handler_ahead(t)))
+            if not now:
+                t.deferred.append(sig)
+                self._trace("defer", t, nxt, sig)
+                pt.syscall(tid, 0)
+                return
+        self.signals += 1
+        if t is not None:
+            self._trace("deliver", t, t.cur.peek(), sig)
+        pt.syscall(tid, sig)
+
+    def _bounce(self, t: Thread, info: pt.SyscallInfo, rec: Record) -> None:
+        """Run the recorded signal handler before the syscall the program asks for: skip the
+        syscall, make it return -ERESTARTNOINTR with its number intact and raise the signal, so
+        the kernel delivers the handler and then re-executes the syscall."""
+        pending = _pending(t.real)
+        if t.deferred:
+            sig = t.deferred.pop(0)
+        elif pending:
+            sig = 0  # already pending in the kernel: it is delivered on the way out
+        else:
+            raise Stop("divergence", self._report(
+                t, rec, info, f"asked for {self.policy.names.get(info.nr, info.nr)}, recorded "
+                f"{rec.syscall}: the recorded run took a signal here, and none has come"))
+        t.pending, t.state, t.bounce, t.entry = None, "sys", (info.nr, sig), info
+        pt.set_syscall_nr(t.real, self.arch, -1)
+        pt.syscall(t.real)
+
+    def _bounced(self, t: Thread) -> None:
+        nr, sig = t.bounce
+        t.bounce, t.state = None, "run"
+        regs = pt.getregs(t.real, self.arch)
+        regs[self.arch.ret] = -ERESTARTNOINTR
+        if self.arch.nr is not None:
+            regs[self.arch.nr] = nr
+        else:  # arm64: the restart needs x0 back, and the syscall number (set below)
+            regs[0] = t.entry.args[0]
+        pt.setregs(t.real, self.arch, regs)
+        if self.arch.nr is None:
+            pt.set_syscall_nr(t.real, self.arch, nr)
+            regs = pt.getregs(t.real, self.arch)
+            regs[self.arch.ret] = -ERESTARTNOINTR
+            pt.setregs(t.real, self.arch, regs)
+        if sig:
+            os.kill(t.real, sig)
+        self._trace("bounced", t, None, sig)
         pt.syscall(t.real)
 
     def _set_ret(self, tid: int, value: int) -> None:
@@ -379,7 +548,7 @@ class Replayer:
             data = rec.output.get(w.param)
             if not ptr or not data:
                 continue
-            if w.param == "data":
+            if w.sized_by_res:
                 data = data[:rec.res]
             if w.iov:
                 self._scatter(t.real, ptr, t.entry.args[w.arg + 1], data)

@@ -78,6 +78,13 @@ class Log:
                 key = r.evt_num if r.evt_num is not None else r.enter_evt_num
                 r.order = float(key) if key is not None else last + 0.5
                 last = r.order
+            # A thread's exit takes effect at its death (procexit): releasing it earlier could
+            # make its parent's SIGCHLD coincide with another one (signals do not queue).
+            calls = [r for r in recs if r.kind == "syscall"]
+            deaths = [r for r in recs if r.kind == "procexit" and r.evt_num is not None]
+            if calls and deaths and "never_returns" in calls[-1].flags \
+                    and calls[-1].evt_num is None and deaths[-1].order > calls[-1].order:
+                calls[-1].order = deaths[-1].order - 0.25
 
     @classmethod
     def open(cls, path) -> Log:

@@ -10,7 +10,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-ACTIONS = ("inject", "execute", "restore")
+ACTIONS = ("inject", "execute", "restore", "run")
 
 
 def data_dir() -> Path:
@@ -29,6 +29,8 @@ class Write:
     arg: int
     optional: bool = False
     iov: bool = False
+    sized_by_res: bool = False  # the kernel wrote as many bytes as it returned
+    to_fd: bool = False  # the bytes went to the file descriptor in ARG, not to memory
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,9 @@ def _parse(row: dict) -> Rule:
     writes = []
     for w in filter(None, (row.get("writes") or "").split(";")):
         param, dest = w.split(">")
-        optional, iov = dest.endswith("?"), "iov" in dest
-        writes.append(Write(param, int(dest.replace("?", "").replace("iov", "")), optional, iov))
+        optional, iov, by_res, to_fd = "?" in dest, "iov" in dest, "r" in dest, "@" in dest
+        arg = int(dest.replace("?", "").replace("iov", "").replace("r", "").replace("@", ""))
+        writes.append(Write(param, arg, optional, iov, by_res, to_fd))
     checks = []
     for c in filter(None, (row.get("check") or "").split(";")):
         name, dest = c.split("=")
