@@ -29,6 +29,8 @@ RECIPE_VERSION = 1  # bump when the recipe below changes in a way the hash canno
 PACKAGES = [
     "systemd-sysv", "udev", "kmod", "iproute2", "openssh-server", "zsh", "procps",
     "initramfs-tools", "linux-image-arm64", "ca-certificates",
+    # `sysdig-kit replay` runs on the board (ptrace through ctypes: the stdlib only).
+    "python3",
 ]
 # What the `virt` machine needs before the root disk is mounted; all are modules in Debian.
 INITRAMFS_MODULES = ["virtio_mmio", "virtio_pci", "virtio_blk", "virtio_net", "virtio_console",
