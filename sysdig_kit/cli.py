@@ -390,7 +390,9 @@ def fabfile_cmd(folder):
 @click.option("--filter", "raw_filter", help="raw sysdig filter, ANDed with the rest (experts)")
 @click.option("--follow-children", is_flag=True,
               help="also the processes below --proc/--pid (they are renamed once they exec)")
-@click.option("--snaplen", type=int, default=4096, show_default=True, help="bytes kept per buffer")
+@click.option("--snaplen", type=int, default=None,
+              help="bytes kept per buffer [default: 4096; 65536 with -- CMD, whose replay "
+                   "needs every byte read]")
 @click.option("--duration", type=float, help="stop after this many seconds")
 @click.option("--count", type=int, help="stop after this many events")
 @click.option("-o", "--output", default=paths.DEFAULT_CAPTURE, show_default=True, help="local .scap path")
@@ -399,14 +401,36 @@ def fabfile_cmd(folder):
 @click.option("--dry-run", is_flag=True, help="print the exact sysdig command and stop")
 @click.option("--boot", is_flag=True, help="power the board on first if it is down "
               "(otherwise a board that is down is an error saying how to bring it up)")
+@click.option("--keep-vdso", is_flag=True, help="with -- CMD: leave the vDSO visible (time read "
+              "through it is then in no capture)")
+@click.argument("cmd", nargs=-1, type=click.UNPROCESSED)
 def capture_cmd(proc, pid, tid, evt_types, raw_filter, follow_children, snaplen, duration, count,
-                output, board, dry_run, boot):
+                output, board, dry_run, boot, keep_vdso, cmd):
     """Capture syscalls with sysdig on a board (or here) into a .scap file plus a manifest.
 
     Stops on --duration (the kit's timer, then SIGINT), --count (sysdig's -n) or Ctrl-C; the
     manifest (OUTPUT.manifest.json) says which (stop_reason) and keeps sysdig's own event and
-    drop counts."""
+    drop counts.
+
+    \b
+    sysdig-kit capture [--board B] -o OUT.scap -- CMD ARGS...
+    runs CMD on the board under capture from its first instruction, with every process it
+    starts, its stdout/stderr passed through, the vDSO hidden (time reads enter the kernel) and
+    address-space randomisation off, stops when CMD exits and keeps its exit status in the
+    manifest (workload.rc): what `sysdig-kit replay` needs."""
     from . import capture, profiles
+
+    if cmd:
+        if proc or pid or tid or follow_children or evt_types or raw_filter or dry_run:
+            raise KitError("-- CMD captures CMD and its children: no --proc/--pid/--tid/"
+                           "--follow-children/--evt-type/--filter/--dry-run with it")
+        from .replayer.host import capture_command
+
+        prof = None if board == "local" else profiles.load(board or profiles.default_board())
+        res = capture_command(list(cmd), output, profile=prof, snaplen=snaplen or 65536,
+                              keep_vdso=keep_vdso, boot=boot)
+        sys.exit(res.manifest["workload"]["rc"] or 0)
+    snaplen = snaplen or 4096
 
     opts = capture.Options(proc=proc, pid=pid, tid=tid, evt_types=tuple(evt_types),
                            raw_filter=raw_filter, follow_children=follow_children,

@@ -101,6 +101,9 @@ def deploy(profile, force: bool = False, log=print, boot: bool = False) -> dict:
             _install(c, d, inst, bundle_id, reload=st["loaded"])
         if changed or not st["loaded"]:
             _load(c, inst)
+        from .replayer.host import ship  # the replayer runs where the program runs (issue 13)
+
+        ship(c, inst, log=log)
         _wait_dev(c)
         smoke = _smoke(c, inst)
     took = round(time.monotonic() - t0, 1)

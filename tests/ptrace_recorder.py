@@ -95,13 +95,14 @@ def record(argv: list[str], out_path, env=None) -> int:
                     n = max(0, info.rval)
                     bufs.append({"name": c.name, "data": pt.read_mem(tid, ent.args[c.arg], n),
                                  "captured_len": n, "reported_len": None, "output": False})
-            for wr in rule.writes:
-                ptr = ent.args[wr.arg]
-                n = SIZES.get((rule.syscall, wr.param), info.rval)
-                if ptr and info.rval >= 0 and n > 0 and not wr.iov:
-                    data = pt.read_mem(tid, ptr, n)
-                    bufs.append({"name": wr.param, "data": data, "captured_len": len(data),
-                                 "reported_len": info.rval if wr.param == "data" else None,
+            for sp in pol.writes(rule, rule.syscall) if rule.action != "execute" else ():
+                ptr = ent.args[sp.arg]
+                n = SIZES.get((rule.syscall, sp.param), info.rval)
+                if ptr and sp.applies(info.rval) and n > 0 and sp.type == "bytes" \
+                        and not sp.to_fd and sp.param:
+                    data = pt.read_mem(tid, ptr + sp.offset, n)
+                    bufs.append({"name": sp.param, "data": data, "captured_len": len(data),
+                                 "reported_len": info.rval if sp.length == "res" else None,
                                  "output": True})
             add(tid, rule.syscall, ent.nr, info.rval, args, bufs)
         pt.syscall(tid)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from . import ptrace as pt
 from .logfile import Log, Record
-from .policy import Policy, Rule, write_back
+from .policy import NOT_INJECTABLE, Policy, Rule, write_back
 
 WALL = 0x40000000  # __WALL: wait for threads and children alike
 OPTIONS = (pt.O_TRACESYSGOOD | pt.O_TRACECLONE | pt.O_TRACEFORK | pt.O_TRACEVFORK
@@ -408,28 +408,59 @@ class Replayer:
             carried = "|".join(self.write_back.get(rec.syscall, [])) or "none"
             return (f"the log lacks what {name} wrote to memory (write_back.csv carries it in: "
                     f"{carried})")
-        if rec.res < 0:
-            return None
-        for w in rule.writes:
-            if w.to_fd:
+        for sp in self.policy.writes(rule, rec.syscall):
+            if sp.to_fd:
                 # Bytes the kernel moved between files (copy_file_range, sendfile, splice): the
                 # program's output depends on them, and no capture holds them.
-                if rec.res == 0:
+                if rec.res <= 0:
                     continue
                 return (f"the log lacks the {rec.res} bytes {name} moved to fd "
-                        f"{_signed(info.args[w.arg])} inside the kernel (no event carries them)")
-            if info.args[w.arg] == 0:
+                        f"{_signed(info.args[sp.arg])} inside the kernel (no event carries them)")
+            if not sp.applies(rec.res) or info.args[sp.arg] == 0:
                 continue
-            data = rec.output.get(w.param)
-            if data is None:
-                if w.optional or (w.sized_by_res and rec.res == 0):
+            what = f" ({sp.what})" if sp.what else ""
+            if not sp.param:
+                return (f"no driver records what {name} wrote at argument {sp.arg}{what}")
+            if sp.type in NOT_INJECTABLE:
+                return f"{name}'s `{sp.param}` ({sp.type}) cannot be written back as recorded"
+            value = self._value(rec, sp)
+            if value is None:
+                if sp.optional:
                     continue
-                return (f"the log lacks `{w.param}`, what {name} wrote at argument {w.arg} "
-                        f"(returned {rec.res})")
-            if w.sized_by_res and len(data) < rec.res:
-                return (f"the log holds {len(data)} of the {rec.res} bytes {name} returned "
+                return (f"the log lacks `{sp.param}`, what {name} wrote at argument "
+                        f"{sp.arg}{what} (returned {rec.res})")
+            need = self._length(rec, sp)
+            if need is not None and len(value) < need:
+                return (f"the log holds {len(value)} of the {need} bytes {name} wrote "
                         "(capture with a larger snaplen, -s)")
         return None
+
+    @staticmethod
+    def _length(rec: Record, sp) -> int | None:
+        if sp.length == "res":
+            return rec.res
+        if sp.length:
+            try:
+                return int(str(rec.args.get(sp.length)).split("(")[0])
+            except ValueError:
+                return None
+        return None
+
+    def _value(self, rec: Record, sp) -> bytes | None:
+        """The bytes to write for one write-back, from the record (None: the log lacks it)."""
+        if sp.type in ("i32", "i64", "str"):
+            text = rec.args.get(sp.param)
+            if text is None:
+                return None
+            if sp.type == "str":
+                return str(text).encode() + b"\0"
+            try:
+                v = int(str(text).split("(")[0])
+            except ValueError:
+                return None
+            return struct.pack("<i" if sp.type == "i32" else "<q",
+                               v if v < 2**63 else v - 2**64)
+        return rec.output.get(sp.param)
 
     def _exit(self, t: Thread, info: pt.SyscallInfo) -> None:
         rec, rule = t.inflight, t.rule
@@ -541,19 +572,23 @@ class Replayer:
         pt.setregs(tid, self.arch, regs)
 
     def _write(self, t: Thread, rec: Record, rule: Rule) -> None:
-        if rec.res is None or rec.res < 0:
+        if rec.res is None or rec.res < 0 and not any(
+                sp.when.startswith("res<") for sp in self.policy.writes(rule, rec.syscall)):
             return
-        for w in rule.writes:
-            ptr = t.entry.args[w.arg]
-            data = rec.output.get(w.param)
-            if not ptr or not data:
+        for sp in self.policy.writes(rule, rec.syscall):
+            ptr = t.entry.args[sp.arg]
+            if sp.to_fd or not ptr or not sp.applies(rec.res):
                 continue
-            if w.sized_by_res:
-                data = data[:rec.res]
-            if w.iov:
-                self._scatter(t.real, ptr, t.entry.args[w.arg + 1], data)
+            data = self._value(rec, sp)
+            if not data:
+                continue
+            need = self._length(rec, sp)
+            if need is not None:
+                data = data[:need]
+            if sp.type == "iovec":
+                self._scatter(t.real, ptr, t.entry.args[sp.arg + 1], data)
             else:
-                pt.write_mem(t.real, ptr, data)
+                pt.write_mem(t.real, ptr + sp.offset, data)
             t.counts["buffers"] += 1
             t.counts["bytes"] += len(data)
 

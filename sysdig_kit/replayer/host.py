@@ -82,7 +82,7 @@ def _digest() -> str:
     return h.hexdigest()[:16]
 
 
-def ship(conn, install: str = "/opt/sysdig-kit") -> str:
+def ship(conn, install: str = "/opt/sysdig-kit", log=None) -> str | None:
     """Put the replayer (its modules and data, stdlib only) on the board under
     INSTALL/replayer/skreplayer; nothing is pushed when the board has this version. Returns the
     PYTHONPATH to run it with. The board needs python3 (the emulated board's image has it)."""
@@ -92,6 +92,10 @@ def ship(conn, install: str = "/opt/sysdig-kit") -> str:
     have = conn.sh(f"cat {shlex.quote(pkg + '/.stamp')} 2>/dev/null; command -v python3 || "
                    "echo NO-PYTHON3", timeout=30, check=False).stdout.split()
     if "NO-PYTHON3" in have:
+        if log is not None:  # deploy goes on: captures work without it, replays do not
+            log(f"{conn.where} has no python3: `sysdig-kit replay`/`capture -- CMD` cannot run "
+                "there (the emulated board's image includes it; Debian: apt-get install python3)")
+            return None
         raise KitError(f"{conn.where} has no python3, which the replayer needs (Debian: apt-get "
                        "install python3; the emulated board's image includes it)")
     if stamp in have:
@@ -133,7 +137,7 @@ def replay_board(profile, log: Path, argv: list[str], json_out: Path, timeout: f
                  keep_vdso: bool = False, boot: bool = False) -> tuple[int, dict | None]:
     """Run the replayer on the board: push the log, run, pass the command's output through."""
     from .. import board
-    from ..deploy import install_dir
+    from ..board.platforms import install_dir
 
     plat = board.platform(profile)
     with plat.connect(boot=boot) as conn:
@@ -165,8 +169,8 @@ def capture_command(argv: list[str], output, profile=None, snaplen: int = 65536,
     before its exec), every process it starts (proc.apid), its stdout/stderr passed through,
     capture stopped when it exits, its exit status in the manifest (`workload.rc`)."""
     from .. import board
+    from ..board.platforms import install_dir
     from ..capture import Options, capture
-    from ..deploy import install_dir
 
     plat = board.platform(profile)
     with plat.connect(boot=boot) as conn:

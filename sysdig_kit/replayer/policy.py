@@ -50,6 +50,36 @@ class Rule:
 
 
 DEFAULT = "execute"
+NOT_INJECTABLE = ("msghdr", "control", "fdlist", "tuple")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One write-back: the event parameter `param` goes to the pointer in argument `arg` (+offset)
+    as `type` (bytes, iovec, i32, i64, str); `length` res: as many bytes as returned; `when`: the
+    results for which the kernel writes it. From data/syscalls/write_back.csv when it has these
+    columns, else from the policy's `writes`."""
+
+    param: str
+    arg: int
+    offset: int = 0
+    type: str = "bytes"
+    length: str = ""
+    when: str = "res>=0"
+    optional: bool = False
+    to_fd: bool = False
+    what: str = ""
+
+    def applies(self, res: int) -> bool:
+        op, val = self.when[3:5].strip("0123456789-"), int(self.when.lstrip("res<>=!"))
+        return {"<": res < val, "<=": res <= val, ">": res > val, ">=": res >= val,
+                "==": res == val, "!=": res != val}.get(op, res >= 0)
+
+
+def _spec(w: Write) -> Spec:
+    return Spec(w.param, w.arg, type="iovec" if w.iov else "bytes",
+                length="res" if w.sized_by_res else "",
+                when="res>0" if w.sized_by_res else "res>=0", optional=w.optional, to_fd=w.to_fd)
 
 
 def _parse(row: dict) -> Rule:
@@ -78,6 +108,15 @@ class Policy:
             if row["arch"] in ("*", arch):
                 self.rules[row["syscall"]] = _parse(row)
         self.names = syscall_names(arch)
+        self.table = write_back_specs()
+
+    def writes(self, rule: Rule, syscall: str) -> list[Spec]:
+        """Where what `syscall` (sysdig's name, as in the log) wrote goes in the tracee."""
+        own = [_spec(w) for w in rule.writes]
+        specs = self.table.get(syscall) or self.table.get(rule.syscall)
+        if specs is None:
+            return own
+        return list(specs) + [s for s in own if s.to_fd]
 
     def rule(self, nr: int) -> Rule:
         name = self.names.get(nr, f"nr {nr}")
@@ -91,9 +130,27 @@ def syscall_names(arch: str) -> dict[int, str]:
 
 def write_back(path: Path | None = None) -> dict[str, list[str]]:
     """data/syscalls/write_back.csv: syscall -> the parameters that carry what it wrote."""
-    out = {}
+    out: dict[str, list[str]] = {}
     for r in _rows(path or data_dir() / "syscalls" / "write_back.csv"):
-        out[r["syscall"]] = [p for p in (r.get("carried_by") or "").split("|") if p]
+        params = r.get("carried_by") if "carried_by" in r else r.get("param")
+        out.setdefault(r["syscall"], []).extend(p for p in (params or "").split("|") if p)
+    return out
+
+
+def write_back_specs(path: Path | None = None) -> dict[str, list[Spec]]:
+    """write_back.csv's destinations (columns arg, offset, type, length, when), by syscall;
+    {} for a table without them (then the policy's `writes` say where)."""
+    rows = _rows(path or data_dir() / "syscalls" / "write_back.csv")
+    if not rows or "arg" not in rows[0]:
+        return {}
+    out: dict[str, list[Spec]] = {}
+    for r in rows:
+        if not (r.get("arg") or "").strip():
+            continue
+        out.setdefault(r["syscall"], []).append(Spec(
+            r.get("param") or "", int(r["arg"]), int(r.get("offset") or 0),
+            r.get("type") or "bytes", r.get("length") or "", r.get("when") or "res>=0",
+            what=r.get("what") or ""))
     return out
 
 
