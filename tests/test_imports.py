@@ -120,7 +120,9 @@ def test_the_walk_finds_a_lazy_cycle():
 def test_board_layer_is_the_only_way_to_a_board():
     g = _graph()
     for m, deps in g.items():
-        if m.startswith(("sysdig_kit.read", "sysdig_kit.replay")):
+        # read/ and replay/ (not replayer/, the stage that runs the replay where the program is)
+        if m in ("sysdig_kit.read", "sysdig_kit.replay") or m.startswith(
+                ("sysdig_kit.read.", "sysdig_kit.replay.")):
             bad = {d for d in deps if d.startswith(("sysdig_kit.board", "sysdig_kit.emulator",
                                                     "sysdig_kit.build", "sysdig_kit.deploy"))}
             assert not bad, f"{m} reaches {bad}"

@@ -131,6 +131,7 @@ class Replayer:
         self.early: set[int] = set()  # stopped new threads not yet mapped
         self.last: dict[int, deque] = {}
         self.signals = 0
+        self.kernel_copies: list[dict] = []  # copy_file_range & co. run for real (policy.csv)
         self.recheck = False  # a held syscall waits on one that may be about to sleep
         self.skipped = 0  # the root's records before its exec (the launcher's, not the command's)
         self.vdso_hidden = 0
@@ -388,6 +389,9 @@ class Replayer:
                 if real is not None:
                     regs[self.arch.args[i]] = real if v > 0 else -real
             pt.setregs(t.real, self.arch, regs)
+        if any(sp.to_fd for sp in rule.writes) and rule.action == "execute":
+            self.kernel_copies.append({"thread": t.rec, "seq": rec.seq, "syscall": rule.syscall,
+                                       "bytes": rec.res})
         if rule.syscall in NEVER_RETURN:
             t.counts["replayed"] += 1
             t.counts["executed"] += 1
@@ -672,6 +676,7 @@ class Replayer:
                 "exit_status": self.exit_status,
                 "recorded_exit_status": self.log.cursor(self.root_rec).exit_status,
                 "vdso_hidden": self.vdso_hidden, "signals_delivered": self.signals,
+                "kernel_copies": self.kernel_copies,
                 "seconds": round(seconds, 3), "totals": totals, "threads": threads,
                 "report": report}
 
