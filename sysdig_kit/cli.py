@@ -133,6 +133,37 @@ def convert_cmd(capture, output, fmt, date, tz, batch_size):
         click.echo(f"warning: {w}", err=True)
 
 
+@main.command("export")
+@click.argument("capture", type=click.Path())
+@click.option("--stock", is_flag=True, required=True,
+              help="Drop the parameters a patched driver (replay-complete) appended, so that "
+                   "stock sysdig and sysdig-inspect read the capture.")
+@click.option("-o", "--output", required=True, type=click.Path(),
+              help="The .scap to write (replaced atomically; never left half-written).")
+def export_cmd(capture, stock, output):
+    """Write CAPTURE as the stock driver would have recorded it.
+
+    Every event keeps the parameters the stock table has; what the replay-complete patch set
+    appended (generic exits' res/out/out2, fstat/newfstatat's stat, getdents64's dirents,
+    ioctl's out) is cut off, with the event and block lengths fixed. A stock capture comes out
+    byte for byte the same. The replay log needs the appended parameters: keep the original.
+
+    \b
+    Example:  sysdig-kit export zsh.scap --stock -o zsh.stock.scap && sysdig -r zsh.stock.scap
+    """
+    from pathlib import Path
+
+    from . import export
+
+    if not Path(capture).is_file():
+        raise KitError(f"{capture}: no such capture")
+    r = export.stock(Path(capture), Path(output))
+    cut = ", ".join(f"{k} {v}" for k, v in sorted(r.cut.items(), key=lambda kv: -kv[1]))
+    click.echo(f"{output}: {r.events:,} events, read with {r.source_table}; "
+               + (f"cut back to {r.stock_table}: {sum(r.cut.values()):,} ({cut})" if r.cut
+                  else "nothing appended: copied as is"))
+
+
 @main.command("info")
 @click.argument("capture", type=click.Path())
 @_FMT

@@ -104,7 +104,12 @@ def _check_build_keys(data: dict, p: Path) -> None:
         raise KitError(f"{p}: sysdig.pair {pair!r} unknown; known: {', '.join(known)} "
                        f"({versions.registry_path()})")
     sd.setdefault("debian_release", versions.pair(pair).debian_release)
-    sd.setdefault("driver_patches", [])
+    dp = sd.setdefault("driver_patches", "default")  # build/driver.py: DEFAULT_SETS
+    if dp is None:
+        sd["driver_patches"] = []
+    elif dp != "default" and not (isinstance(dp, list) and all(isinstance(x, str) for x in dp)):
+        raise KitError(f"{p}: sysdig.driver_patches must be `default` or a list of patch set "
+                       f"names (`[]`: the stock driver), not {dp!r}")
     if sd.setdefault("userspace", "debian") not in USERSPACE_PROVIDERS:
         raise KitError(f"{p}: sysdig.userspace must be one of {', '.join(USERSPACE_PROVIDERS)}")
     k = data.setdefault("kernel", {}) or {}

@@ -30,6 +30,7 @@ class PatchSet:
     event_table: str  # the table the patched driver's events follow
     module_version: str  # what the patched scap.ko reports (modinfo -F version)
     appends: dict  # event code -> names of the parameters the set appends
+    earlier: tuple = ()  # PatchSet of each older revision, oldest first (captures of them exist)
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,8 @@ class Pair:
 
     def tables(self) -> list[str]:
         """The stock table, then each patch set's."""
-        return [self.event_table, *(s.event_table for s in self.patch_sets.values())]
+        return [self.event_table, *(t for s in self.patch_sets.values()
+                                    for t in (*(e.event_table for e in s.earlier), s.event_table))]
 
 
 @dataclass(frozen=True)
@@ -112,13 +114,22 @@ def _pair(p: Path, name: str, row) -> Pair:
     for sname, s in (row.get("patch_sets") or {}).items():
         if not isinstance(s, dict) or "event_table" not in s:
             raise KitError(f"{where}: patch set {sname!r} needs an event_table")
-        sets[str(sname)] = PatchSet(
-            str(sname), str(s["event_table"]), str(s.get("module_version", "")),
-            {int(k): tuple(v) for k, v in (s.get("appends") or {}).items()})
+        earlier = []
+        for e in s.get("earlier") or []:
+            if not isinstance(e, dict) or "event_table" not in e:
+                raise KitError(f"{where}: patch set {sname!r}: each earlier revision needs an "
+                               "event_table")
+            earlier.append(_patch_set(str(sname), e))
+        sets[str(sname)] = _patch_set(str(sname), s, tuple(earlier))
     return Pair(name=name, **{k: str(row[k]) for k in ("sysdig", "driver", "event_table", "era",
                                                         "debian_release")},
                 dkms=dict(row.get("dkms") or {}), text=dict(row.get("text") or {}),
                 patch_sets=sets)
+
+
+def _patch_set(name: str, s: dict, earlier: tuple = ()) -> PatchSet:
+    return PatchSet(name, str(s["event_table"]), str(s.get("module_version", "")),
+                    {int(k): tuple(v) for k, v in (s.get("appends") or {}).items()}, earlier)
 
 
 def pairs() -> tuple:
@@ -150,8 +161,9 @@ def owner(table: str) -> tuple[Pair, PatchSet | None] | None:
         if table == x.event_table:
             return x, None
         for s in x.patch_sets.values():
-            if table == s.event_table:
-                return x, s
+            for r in (*s.earlier, s):
+                if table == r.event_table:
+                    return x, r
     return None
 
 

@@ -154,19 +154,20 @@ def test_truncated_buffers_agree_with_sysdig_base64(which, path):
 
 
 def test_replay_complete_capture_has_every_return_value(tmp_path):
-    """The new-era zsh capture given the replay-complete layout (test_patches.synthesise:
-    res, out, out2 on generic exits; stat on fstat/newfstatat): nothing is missing any more
-    but the snaplen-cut reads."""
-    from test_patches import APPENDS, CAPTURE, synthesise, table
+    """The stock zsh board capture given the latest replay-complete layout
+    (test_patches.synthesise: res, out, out2 on generic exits; stat on fstat/newfstatat; out on
+    ioctl): nothing is missing any more but the snaplen-cut reads."""
+    from test_patches import CAPTURE, RC_APPENDS, RC_LATEST, synthesise, table
 
     f = tmp_path / "patched.scap"
-    synthesise(CAPTURE, f, APPENDS[("0.23.2", "replay-complete")],
-               table("scap-0.23.2+replay-complete.1")["events"])
-    frame = read(f, event_table="scap-0.23.2+replay-complete.1")
+    synthesise(CAPTURE, f, RC_APPENDS, table(RC_LATEST)["events"])
+    frame = read(f)
+    assert frame.attrs["event_table"] == RC_LATEST
     log = build(frame)
     codes = {r["code"] for r in check(frame, log)["reasons"] if r["severity"] == "insufficient"}
     assert codes == {"truncated_buffer"}
     sc = log[log["kind"] == "syscall"]
     assert sc["res"].notna().all() and len(sc) == 1118
-    rec = next(r for r in ReplayLog(log).records(365) if r.syscall == "rt_sigprocmask")
+    tid = int(sc[sc["syscall"] == "rt_sigprocmask"]["thread_tid"].iloc[0])
+    rec = next(r for r in ReplayLog(log).records(tid) if r.syscall == "rt_sigprocmask")
     assert rec.nr == 135 and rec.res is not None and "out" in rec.output

@@ -20,6 +20,11 @@ Each argument is a .deb or a driver source directory (the one holding event_tabl
 is read by compiling the driver's own event_table.c into a tiny dumper with the host's C compiler
 (so C initialiser syntax never has to be parsed by hand); enum names come from
 ppm_events_public.h. Needs `cc` and `dpkg-deb`.
+
+A tree patched by a sysdig-kit patch set (sysdig_kit/build/patches/<version>/<set>/, applied in
+name order) names itself by its marker patch's DRIVER_VERSION, e.g. `0.23.2+replay-complete.2`:
+its table is written as `scap-0.23.2+replay-complete.2.json` with `patch_set` and `base`. The
+generator never rewrites a stock table with different events (a patched tree without its marker).
 """
 
 from __future__ import annotations
@@ -145,7 +150,6 @@ def generate(src: Path, tmp: Path) -> dict:
     ptypes = enum_values(header, "ppm_param_type")
     pfmts = enum_values(header, "ppm_print_format")
     eflags = enum_values(header, "ppm_event_flags")
-    version = re.search(r"^PACKAGE_VERSION=\"?([^\"\n]+)", (src / "dkms.conf").read_text(), re.MULTILINE)
     events: list[dict] = []
     for line in dump.splitlines():
         f = line.split("\t")
@@ -160,18 +164,52 @@ def generate(src: Path, tmp: Path) -> dict:
         else:
             events[-1]["params"].append(
                 {"name": f[1], "type": ptypes.get(int(f[2]), f[2]), "fmt": pfmts.get(int(f[3]), f[3])})
-    version = version.group(1) if version else src.name
+    package, version = versions(src)
     # libs >= 0.22 drivers send exit events only, with every parameter on the exit
     num = re.match(r"(\d+)\.(\d+)", version)
     exit_only = bool(num) and (int(num.group(1)), int(num.group(2))) >= (0, 22)
-    return {
-        "driver": src.name,
+    table = {
+        "driver": src.name if version == package else f"scap-{version}",
         "driver_version": version,
         "era": "exit-only" if exit_only else "enter-exit",
         "generated_by": "tools/gen_event_table.py",
-        "events": events,
-        "ppm_sc": {str(k): v for k, v in sorted(ppm_sc_names(header).items())},
     }
+    if version != package:  # a patched tree (sysdig_kit/build/patches/<package>/<set>/)
+        table["patch_set"] = re.sub(r"\.\d+$", "", version[len(package) + 1:])
+        table["base"] = f"scap-{package}"
+    table["events"] = events
+    table["ppm_sc"] = {str(k): v for k, v in sorted(ppm_sc_names(header).items())}
+    return table
+
+
+def versions(src: Path) -> tuple[str, str]:
+    """(the package's version, the module's own version). A patch set marks the tree it patched
+    by DRIVER_VERSION = "<package version>+<set>.<revision>" in driver_config.h (the string
+    modinfo shows); an unpatched tree has both equal."""
+    m = re.search(r"^PACKAGE_VERSION=\"?([^\"\n]+)", (src / "dkms.conf").read_text(), re.MULTILINE) \
+        if (src / "dkms.conf").is_file() else None
+    package = m.group(1) if m else src.name
+    cfg = src / "driver_config.h"
+    d = re.search(r'^#define DRIVER_VERSION "([^"]+)"', cfg.read_text(), re.MULTILINE) \
+        if cfg.is_file() else None
+    module = d.group(1) if d else package
+    return package, module if module.startswith(package + "+") else package
+
+
+def refuse_overwrite(dest: Path, table: dict) -> None:
+    """A table is only ever rewritten with the same events: its name is the driver's identity,
+    and captures of that driver exist. A patched tree whose marker patch is missing (or not
+    bumped after a new patch) would otherwise replace the stock table (or the previous
+    revision's) under its name, and those captures would read with the wrong layout."""
+    if not dest.is_file():
+        return
+    old = json.loads(dest.read_text())
+    if old.get("events") != table["events"]:
+        what = f"patched table ({old['patch_set']})" if "patch_set" in old else "stock table"
+        sys.exit(f"{dest}: refusing to overwrite the {what} with different events; a patched "
+                 "tree must carry its set's DRIVER_VERSION marker (driver_config.h: "
+                 "'<version>+<set>.<revision>', a new revision for new parameters), which names "
+                 "its own table")
 
 
 def main() -> None:
@@ -193,6 +231,7 @@ def main() -> None:
                                        for k, v in ((int(k), v) for k, v in table["ppm_sc"].items())}
                     table["syscall_names_from"] = lib.name
             dest = args.out / f"scap-{table['driver_version']}.json"
+            refuse_overwrite(dest, table)
             dest.write_text(json.dumps(table, indent=None, separators=(",", ":")) + "\n")
             print(f"{dest}: {len(table['events'])} events, {len(table['ppm_sc'])} syscall codes")
 

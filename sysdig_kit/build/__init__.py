@@ -68,13 +68,13 @@ def build(profile: profiles.Profile, force: bool = False) -> Path:
     if drv_version != pair["driver"]:
         raise KitError(f"the builder's driver is {drv_version}, but pair {profile.sysdig['pair']!r}"
                        f" needs {pair['driver']}: sysdig.debian_release does not match the pair")
-    patches = driver.patch_files(drv_version, profile.sysdig.get("driver_patches") or [])
+    patches = driver.patch_files(drv_version, profile.sysdig.get("driver_patches", "default"))
     prov = userspace.provider(profile)
     inputs = {"image": image, "release": release, "kdir": kdir, "kernel": profile.kernel,
               **({"kernel_tree": kern.inputs} if kern.inputs else {}),
               "sysdig": profile.sysdig, "cross": profile.cross_prefix, "script": driver.SCRIPT,
               "patches": [(s, f.name, driver.sha256(f)) for s, f in patches],
-              "userspace": prov.inputs(profile)}
+              "userspace": prov.inputs(profile)}  # the source provider patches libs too
     inputs_sha = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
     final = paths.cache_dir("bundles", profile.name) / release
     if not force and bundle.is_current(final, inputs_sha):
@@ -87,7 +87,7 @@ def build(profile: profiles.Profile, force: bool = False) -> Path:
         driver.build(c, profile, image, release, kdir, mounts, stage, patches, logs)
         t_driver = time.monotonic() - t1
         t1 = time.monotonic()
-        us = prov.build(c, profile, image, stage, logs)
+        us = prov.build(c, profile, image, stage, logs, patches)
         t_user = time.monotonic() - t1
         warnings = []
         libs_ref = us.get("sources", {}).get("libs", {}).get("ref")

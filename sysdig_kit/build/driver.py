@@ -40,8 +40,24 @@ chown -R "$KIT_UID:$KIT_GID" /out
 """
 
 
-def patch_files(driver_version: str, sets: list[str]) -> list[tuple[str, Path]]:
+# Patch sets a profile gets unless it lists its own (`sysdig.driver_patches: default`): those of
+# these names that exist for the driver version. replay-complete makes every syscall exit carry
+# its return value and what the kernel wrote back (docs/replay-complete.md); `[]` is the stock
+# driver.
+DEFAULT_SETS = ("replay-complete",)
+
+
+def resolve_sets(driver_version: str, sets) -> list[str]:
+    """The profile's `driver_patches`: a list of set names, or "default" (DEFAULT_SETS that
+    exist for this driver version; none for a driver without them, e.g. the 2022 one)."""
+    if sets == "default":
+        return [s for s in DEFAULT_SETS if (PATCHES / driver_version / s).is_dir()]
+    return list(sets or [])
+
+
+def patch_files(driver_version: str, sets) -> list[tuple[str, Path]]:
     """(set, file) for each patch of the listed sets, sets in the profile's order, files by name."""
+    sets = resolve_sets(driver_version, sets)
     out = []
     for name in sets:
         d = PATCHES / driver_version / name

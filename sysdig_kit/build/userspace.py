@@ -10,11 +10,15 @@ so `<install dir>/sysdig/bin/sysdig` runs on any arm64 glibc userland, whatever 
 - `debian`: Debian's prebuilt arm64 packages (sysdig + libfalcosecurity + deps) of the pair's
   release, downloaded and unpacked in the builder image. Offline here; what CI runs.
 - `source`: cross-builds falcosecurity libs + sysdig from upstream git (URL + ref) in the image of
-  dockerfiles/userspace-source.Dockerfile.j2. Needs the internet (or a local mirror URL).
+  dockerfiles/userspace-source.Dockerfile.j2. Needs the internet (or a local mirror URL). The
+  driver's patch sets are applied to libs' driver/ as well, so its libscap has the patched event
+  table and reads the patched driver's captures natively (and no longer stock ones:
+  docs/replay-complete.md).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -66,7 +70,10 @@ class Debian:
         return {"provider": self.name, "debian_release": profile.sysdig["debian_release"],
                 "script": DEBIAN, "wrapper": WRAPPER}
 
-    def build(self, c, profile, builder_image: str, stage: Path, log_dir: Path) -> dict:
+    def build(self, c, profile, builder_image: str, stage: Path, log_dir: Path,
+              patches: list[tuple[str, Path]] = ()) -> dict:
+        # Debian's prebuilt sysdig has the stock table whatever the driver: it reads patched
+        # captures once exported (sysdig-kit export --stock); sysdig-kit reads them natively.
         triplet = profile.cross_prefix.rstrip("-")
         env = {"ARCH": profile.arch, "TRIPLET": triplet,
                "KIT_UID": str(os.getuid()), "KIT_GID": str(os.getgid())}
@@ -95,6 +102,17 @@ clone() {  # URL REF DIR: a tag/branch shallowly, else any commit; kept when alr
 }
 clone "$LIBS_GIT" "$LIBS_REF" /w/src/libs
 clone "$SYSDIG_GIT" "$SYSDIG_REF" /w/src/sysdig
+# The driver's patch sets (replay-complete) go into libs' own driver/ too: libscap compiles
+# driver/event_table.c, so this sysdig knows the appended parameters and reads the patched
+# driver's captures natively. Marker patches (driver_config.h: not in libs, which has a .in)
+# are skipped. Applied once per cache folder (its name carries the patches' hash).
+if [ ! -e /w/src/libs/.kit-patched ]; then
+  for p in $(ls /patches/*.patch 2>/dev/null | sort); do
+    if grep -q '^+++ b/driver_config.h' "$p"; then continue; fi
+    echo "applying $(basename "$p") to libs/driver"; patch -p1 --forward --batch -d /w/src/libs/driver < "$p"
+  done
+  touch /w/src/libs/.kit-patched
+fi
 mkdir -p /w/build && cd /w/build
 # `-include cstdint`: releases older than GCC 13 relied on <cstdint> coming in transitively.
 cmake -DCMAKE_TOOLCHAIN_FILE=/toolchain.cmake -DCMAKE_BUILD_TYPE=Release \
@@ -138,16 +156,27 @@ class Source:
         return {"provider": self.name, **self._params(profile), "script": SOURCE,
                 "wrapper": WRAPPER}
 
-    def build(self, c, profile, builder_image: str, stage: Path, log_dir: Path) -> dict:
+    def build(self, c, profile, builder_image: str, stage: Path, log_dir: Path,
+              patches: list[tuple[str, Path]] = ()) -> dict:
         p = self._params(profile)
+        tag = ""
+        if patches:  # a patched libs gets its own cache folder (trees and build)
+            h = hashlib.sha256(b"".join(f.read_bytes() for _, f in patches)).hexdigest()[:12]
+            tag = f"_patched-{h}"
         image = images.ensure(c, "userspace-source",
                               images.render("userspace-source", **p), log_dir)
         env = {"ROOT": "/opt/root", "TRIPLET": p["triplet"],
                "LIBS_GIT": p["libs_git"], "LIBS_REF": p["libs_ref"],
                "SYSDIG_GIT": p["sysdig_git"], "SYSDIG_REF": p["sysdig_ref"],
                "KIT_UID": str(os.getuid()), "KIT_GID": str(os.getgid())}
-        work = paths.cache_dir("source-build", f"sysdig-{p['sysdig_ref']}_libs-{p['libs_ref']}")
-        volumes = {str(stage): {"bind": "/out", "mode": "rw"}, str(work): {"bind": "/w", "mode": "rw"}}
+        work = paths.cache_dir("source-build", f"sysdig-{p['sysdig_ref']}_libs-{p['libs_ref']}{tag}")
+        pdir = work / "patches"
+        shutil.rmtree(pdir, ignore_errors=True)
+        pdir.mkdir()
+        for i, (_, f) in enumerate(patches):
+            shutil.copy(f, pdir / f"{i:03d}-{f.name}")
+        volumes = {str(stage): {"bind": "/out", "mode": "rw"}, str(work): {"bind": "/w", "mode": "rw"},
+                   str(pdir): {"bind": "/patches", "mode": "ro"}}
         for url in (p["libs_git"], p["sysdig_git"]):  # a local clone/mirror: mounted read-only
             local = url.removeprefix("file://")
             if local.startswith("/"):
@@ -161,7 +190,9 @@ class Source:
         _wrapper(stage, p["sysdig_ref"], origin)
         return {"provider": self.name, "origin": origin, "image": image,
                 "sources": {n: {"git": p[f"{n}_git"], "ref": p[f"{n}_ref"], "commit": commits[n]}
-                            for n in ("libs", "sysdig")}}
+                            for n in ("libs", "sysdig")},
+                "libs_driver_patches": [f.name for _, f in patches
+                                        if "+++ b/driver_config.h" not in f.read_text()]}
 
 
 PROVIDERS = {"debian": Debian(), "source": Source()}

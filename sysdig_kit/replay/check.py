@@ -10,18 +10,14 @@ from pathlib import Path
 import pandas as pd
 
 from .. import versions
-from .pairing import write_back
+from . import writeback
 
 INSUFFICIENT, WARNING = "insufficient", "warning"
 
 
-def _replay_complete() -> tuple[list, frozenset]:
-    """The drivers with a replay-complete patch set (data/versions.yaml), and the parameters
-    only it writes (what it appends, but `res`: docs/replay-complete.md)."""
-    sets = [(p, p.patch_sets["replay-complete"]) for p in versions.pairs()
-            if "replay-complete" in p.patch_sets]
-    params = {n for _, s in sets for names in s.appends.values() for n in names} - {"res"}
-    return [p.driver for p, _ in sets], frozenset(params)
+def _replay_complete_drivers() -> list[str]:
+    """The drivers with a replay-complete patch set (data/versions.yaml)."""
+    return [p.driver for p in versions.pairs() if "replay-complete" in p.patch_sets]
 
 
 def _per(s: pd.Series) -> dict[str, int]:
@@ -125,8 +121,8 @@ def check(frame: pd.DataFrame, log: pd.DataFrame, manifest=None) -> dict:
     nowb = sc[_has(sc, "no_write_back")]
     if len(nowb):
         per = _per(nowb["syscall"])
-        rc_drivers, rc_params = _replay_complete()
-        patched = {n for n in per if rc_params & set(write_back().get(n, ()))}
+        rc_drivers = _replay_complete_drivers()
+        patched = {n for n in per if any(w.since for w in writeback.of(n))}
         reasons.append(_reason(
             "no_write_back", INSUFFICIENT, len(nowb),
             f"{len(nowb)} syscalls may have written to the process's memory (struct stat, "

@@ -10,19 +10,16 @@ exit status (exit_group never returns, so this is where `exit 3` shows).
 from __future__ import annotations
 
 import base64
-import csv
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
 
 import pandas as pd
 import pyarrow as pa
 
 from ..errors import KitError
 from ..read.args import decode_args
-from . import syscalls
+from . import syscalls, writeback
 
 # Events that are not syscalls (scheduler, signals, metadata, drops).
 NON_SYSCALL = frozenset({
@@ -36,31 +33,6 @@ NEVER_RETURNS = frozenset({"exit", "exit_group", "sigreturn", "rt_sigreturn"})
 CLONES = frozenset({"clone", "clone3", "fork", "vfork"})
 EXECS = frozenset({"execve", "execveat"})
 GENERIC_PARAMS = ("ID", "nativeID")
-
-
-@cache
-def output_buffers() -> dict[tuple[str, str], str | None]:
-    """(syscall or "*", buffer parameter) -> parameter reporting its full length, or None."""
-    text = resources.files("sysdig_kit").joinpath("data", "syscalls", "output_buffers.csv")
-    lines = [ln for ln in text.read_text().splitlines() if ln and not ln.startswith("#")]
-    return {(r[0], r[1]): r[2] or None for r in list(csv.reader(lines))[1:]}
-
-
-@cache
-def write_back() -> dict[str, tuple[str, ...]]:
-    """syscall -> the parameters that carry what it wrote to user memory (may be empty)."""
-    text = resources.files("sysdig_kit").joinpath("data", "syscalls", "write_back.csv")
-    lines = [ln for ln in text.read_text().splitlines() if ln and not ln.startswith("#")]
-    return {r[0]: tuple(p for p in r[1].split("|") if p) for r in list(csv.reader(lines))[1:]}
-
-
-def _output(name: str, param: str) -> tuple[bool, str | None]:
-    """Is `param` of syscall `name` written by the kernel, and what reports its length."""
-    outs = output_buffers()
-    for key in ((name, param), ("*", param)):
-        if key in outs:
-            return True, outs[key]
-    return False, None
 
 
 @dataclass
@@ -263,6 +235,7 @@ def _merge(rec: _Rec, encoding: str | None) -> tuple[dict[str, object], int | No
 
 def _rows(recs: list[_Rec], arch: str | None, attrs: dict) -> list[dict]:
     encoding = attrs.get("args_encoding")
+    table = attrs.get("event_table")  # which revision of a patched driver (writeback.missing)
     # sysdig's default text cuts printed buffers at its print length: how many bytes were
     # captured is unknown there (a short buffer is still one the log lacks bytes of)
     cut = attrs.get("buffers") == "printed_cut"
@@ -295,7 +268,7 @@ def _rows(recs: list[_Rec], arch: str | None, attrs: dict) -> list[dict]:
         for n, v in merged.items():
             if not isinstance(v, bytes | bytearray):
                 continue
-            is_out, length_param = _output(name, n)
+            is_out, length_param = writeback.output_buffer(name, n)
             reported = None
             if is_out:
                 reported = res if length_param == "res" else _as_int(merged.get(length_param))
@@ -307,9 +280,7 @@ def _rows(recs: list[_Rec], arch: str | None, attrs: dict) -> list[dict]:
                             "reported_len": reported, "output": is_out})
             if reported is not None and len(v) < reported and "truncated_buffer" not in flags:
                 flags.append("truncated_buffer")
-        carriers = write_back().get(name)
-        if (carriers is not None and rec.exit is not None and (res is None or res >= 0)
-                and not any(c in merged for c in carriers)):
+        if rec.exit is not None and writeback.missing(name, res, merged, table):
             flags.append("no_write_back")
         args = [{"name": n, "value": _text(v)} for n, v in merged.items()
                 if not isinstance(v, bytes | bytearray)]
