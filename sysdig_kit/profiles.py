@@ -96,7 +96,7 @@ def load(name_or_path: str | Path) -> Profile:
 
 
 def _check_build_keys(data: dict, p: Path) -> None:
-    sd = data.setdefault("sysdig", {}) or {}
+    sd = data["sysdig"] = data.get("sysdig") or {}
     # the consistent userspace/driver pairs (driver API/schema must match the userspace)
     known = [x.name for x in versions.pairs()]
     pair = sd["pair"] = str(sd.get("pair", versions.default().name))  # YAML: `pair: 2022` is a number
@@ -112,7 +112,7 @@ def _check_build_keys(data: dict, p: Path) -> None:
                        f"names (`[]`: the stock driver), not {dp!r}")
     if sd.setdefault("userspace", "debian") not in USERSPACE_PROVIDERS:
         raise KitError(f"{p}: sysdig.userspace must be one of {', '.join(USERSPACE_PROVIDERS)}")
-    k = data.setdefault("kernel", {}) or {}
+    k = data["kernel"] = data.get("kernel") or {}
     if k.setdefault("source", "debian-headers") not in KERNEL_SOURCES:
         raise KitError(f"{p}: kernel.source must be one of {', '.join(KERNEL_SOURCES)}")
 

@@ -41,8 +41,10 @@ def test_bundle_is_arm64_and_matches_the_board_kernel(qemu_bundle):
     assert bundle.elf_machine(qemu_bundle / "sysdig/bin/sysdig.bin") == bundle.EM_AARCH64
     info = bundle.modinfo(ko)
     assert info["vermagic"].split()[0] == rel and "aarch64" in info["vermagic"]
+    # the default build: the replay-complete driver (driver_patches: default), same API/schema
     assert (info["version"], info["api_version"], info["schema_version"]) == (
-        "0.23.2", "8.0.4", "4.1.0")
+        "0.23.2+replay-complete.2", "8.0.4", "4.1.0")
+    assert [p["set"] for p in m["driver"]["patches"]] == ["replay-complete"] * 6
     assert m["driver"]["vermagic"] == info["vermagic"]
     assert m["sysdig"]["version"].startswith("0.41.4")
     assert m["sysdig"]["packages"]["libfalcosecurity0.23"].startswith("0.23.2")

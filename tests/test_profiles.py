@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 import sysdig_kit
-from sysdig_kit import profiles
+from sysdig_kit import profiles, versions
 from sysdig_kit.errors import KitError
 
 
@@ -74,3 +74,21 @@ def test_own_boards_default_folder(tmp_path, monkeypatch):
     monkeypatch.delenv("XDG_CONFIG_HOME")
     monkeypatch.setenv("HOME", str(tmp_path))
     assert profiles.search_dirs()[0] == tmp_path / ".config" / "sysdig-kit" / "boards"
+
+
+def test_replay_complete_is_on_by_default_where_the_driver_has_it(tmp_path):
+    from sysdig_kit.build import driver
+
+    for name in profiles.names():  # every shipped profile builds the default sets
+        assert profiles.load(name).sysdig["driver_patches"] == "default"
+    assert driver.resolve_sets("0.23.2", "default") == ["replay-complete"]
+    assert driver.resolve_sets(versions.pair("2022").driver, "default") == []  # none for it
+    assert [s for s, _ in driver.patch_files("0.23.2", "default")] == ["replay-complete"] * 6
+    f = tmp_path / "b.yaml"
+    f.write_text("arch: arm64\ncross_prefix: x-\nssh: {host: h}\nsysdig: {driver_patches: []}\n")
+    assert profiles.load(f).sysdig["driver_patches"] == []  # the stock driver, by choice
+    f.write_text("arch: arm64\ncross_prefix: x-\nssh: {host: h}\n")
+    assert profiles.load(f).sysdig["driver_patches"] == "default"
+    f.write_text("arch: arm64\ncross_prefix: x-\nssh: {host: h}\nsysdig: {driver_patches: yes}\n")
+    with pytest.raises(KitError, match="driver_patches must be `default` or a list"):
+        profiles.load(f)

@@ -95,11 +95,11 @@ def check(frame: pd.DataFrame, log: pd.DataFrame, manifest=None) -> dict:
             (f"the current driver (scap {newest.driver}, sysdig {newest.sysdig}) has events "
              f"with a return "
              f"value for {', '.join(newer)}; " if newer else "")
-            + f"no sysdig option restores {'the others' if newer else 'them'}: build the driver with sysdig-kit's "
-            "replay-complete patch set (generic exits get `res`; board profile: "
-            "sysdig.driver_patches: [replay-complete], docs/replay-complete.md), or record "
-            "them with your own hook (sysdig-kit decode-hooklog); if the replay does not "
-            "need them, exclude them with a filter (evt.type!=...)",
+            + f"no sysdig option restores {'the others' if newer else 'them'}: capture with "
+            "sysdig-kit's replay-complete driver (the default build for scap 0.23.2: board "
+            "profile sysdig.driver_patches: default, docs/replay-complete.md; generic exits get "
+            "`res`), or record them with your own hook (sysdig-kit decode-hooklog); if the "
+            "replay does not need them, exclude them with a filter (evt.type!=...)",
             total=len(exits), per_syscall=per))
 
     trunc = sc[_has(sc, "truncated_buffer")]
@@ -128,10 +128,9 @@ def check(frame: pd.DataFrame, log: pd.DataFrame, manifest=None) -> dict:
             f"{len(nowb)} syscalls may have written to the process's memory (struct stat, "
             "signal masks, ...) and the capture does not hold what they wrote",
             "; ".join(filter(None, [
-                (f"the replay-complete driver patch set (scap {', '.join(rc_drivers)}) "
-                 "records it for "
-                 + ", ".join(sorted(patched)) + " (board profile: sysdig.driver_patches: "
-                 "[replay-complete], docs/replay-complete.md)") if patched else "",
+                (f"the replay-complete driver (scap {', '.join(rc_drivers)}; the default build, "
+                 "board profile sysdig.driver_patches: default, docs/replay-complete.md) records "
+                 "it for " + ", ".join(sorted(patched))) if patched else "",
                 ("no sysdig driver records it for " + ", ".join(sorted(set(per) - patched))
                  + ": let the replay execute them, or hook them") if set(per) - patched else "",
             ])),
