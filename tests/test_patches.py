@@ -245,9 +245,15 @@ def generic_cases(fillers: str) -> dict[tuple[str, str], int]:
     body = body[: body.index("\n}\n")]
     found: dict[tuple[str, str], int] = {}
     parts = re.split(r"__NR_(\w+)", body)
+    pending: list[str] = []  # case labels falling through to the next assignments
     for nr, chunk in zip(parts[1::2], parts[2::2]):
-        for p, arg in re.findall(r"\bp([12]) = a\[(\d)\]", chunk):
-            found[(nr, "out" if p == "1" else "out2")] = int(arg)
+        pending.append(nr)
+        sets = re.findall(r"\bp([12]) = a\[(\d)\]", chunk)
+        for p, arg in sets:
+            for name in pending:
+                found[(name, "out" if p == "1" else "out2")] = int(arg)
+        if sets:
+            pending = []
     return found
 
 
