@@ -18,7 +18,11 @@ import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import pandas as pd
+
 FLAGS = ("no_return_value", "no_write_back", "truncated_buffer")
+WB = "write_back_bytes"  # records holding what the kernel wrote (a non-empty output buffer)
+EMPTY = "write_back_empty"  # records that wrote back (by write_back.csv) and hold none of it
 
 
 def logs(folder: Path):
@@ -34,13 +38,23 @@ def logs(folder: Path):
 
 
 def measure(folder: Path) -> dict:
-    per = defaultdict(lambda: {"records": Counter(), **{f: Counter() for f in FLAGS}})
+    from sysdig_kit.replay import writeback
+
+    per = defaultdict(lambda: {"records": Counter(), WB: Counter(), EMPTY: Counter(),
+                               **{f: Counter() for f in FLAGS}})
     tables = set()
     for wl, log, table in logs(folder):
         tables.add(table)
         sc = log[log["kind"] == "syscall"]
-        for name, flags in zip(sc["syscall"], sc["flags"]):
+        for name, flags, bufs, res in zip(sc["syscall"], sc["flags"], sc["buffers"], sc["res"]):
+            res = None if pd.isna(res) else int(res)
             per[wl]["records"][name] += 1
+            full = any(b["output"] and b["data"] for b in (bufs if bufs is not None else []))
+            if full:
+                per[wl][WB][name] += 1
+            elif any(w.written(res) and w.type in writeback.BUFFER_TYPES
+                     for w in writeback.of(name)) and res is not None:
+                per[wl][EMPTY][name] += 1  # a NULL pointer, or a driver that did not copy it
             for f in FLAGS:
                 if flags is not None and f in list(flags):
                     per[wl][f][name] += 1
@@ -52,7 +66,7 @@ def report(runs: dict[str, dict]) -> str:
     names = list(runs)
     wls = sorted({w for r in runs.values() for w in r["workloads"]})
     lines += ["| workload | " + " | ".join(f"{n}: records, no_return_value, no_write_back, "
-                                            "truncated" for n in names) + " |",
+                                            "truncated, with write-back bytes, write-back empty" for n in names) + " |",
               "|---|" + "---|" * len(names)]
     for w in wls:
         cells = []
@@ -60,7 +74,7 @@ def report(runs: dict[str, dict]) -> str:
             d = runs[n]["workloads"].get(w)
             cells.append("—" if d is None else
                          f"{sum(d['records'].values())}, " + ", ".join(
-                             str(sum(d[f].values())) for f in FLAGS))
+                             str(sum(d[f].values())) for f in (*FLAGS, WB, EMPTY)))
         lines.append(f"| {w} | " + " | ".join(cells) + " |")
     lines.append("")
     first = runs[names[0]]["workloads"]
@@ -68,14 +82,14 @@ def report(runs: dict[str, dict]) -> str:
     for d in first.values():
         total.update(d["records"])
     lines += ["| syscall | all | " + " | ".join(wls) + " | " +
-              " | ".join(f"{n} flagged (nores/nowb/trunc)" for n in names) + " |",
+              " | ".join(f"{n}: nores/nowb/trunc/wb/empty" for n in names) + " |",
               "|---|---|" + "---|" * (len(wls) + len(names))]
     for name, count in total.most_common():
         per_wl = [str(first.get(w, {}).get("records", Counter()).get(name, 0)) for w in wls]
         flagged = []
         for n in names:
             ws = runs[n]["workloads"].values()
-            flagged.append("/".join(str(sum(d[f].get(name, 0) for d in ws)) for f in FLAGS))
+            flagged.append("/".join(str(sum(d[f].get(name, 0) for d in ws)) for f in (*FLAGS, WB, EMPTY)))
         lines.append(f"| {name} | {count} | " + " | ".join(per_wl) + " | " + " | ".join(flagged) + " |")
     return "\n".join(lines)
 

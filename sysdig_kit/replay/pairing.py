@@ -252,13 +252,14 @@ def _rows(recs: list[_Rec], arch: str | None, attrs: dict) -> list[dict]:
         if nr is None and rec.kind == "syscall":
             nr = syscalls.number(arch, name)
         res = _na(last.res) if rec.exit is not None else None
-        if res is None and rec.exit is not None and "res" in merged:
+        if rec.exit is not None and "res" in merged:
             # A replay-complete generic exit: `res` appended by the driver, an int64
             # (docs/replay-complete.md); decode_args may not know that table's types.
             r = merged["res"]
             if isinstance(r, bytes | bytearray) and len(r) == 8 and encoding == "scap":
                 merged["res"] = r = int.from_bytes(r, "little", signed=True)
-            res = r if isinstance(r, int) else None
+            if res is None:
+                res = r if isinstance(r, int) else None
         flags = list(rec.flags) + (["named_from_nr"] if named_from_nr else [])
         if rec.kind == "procexit":
             res = _exit_code(merged)
