@@ -116,7 +116,7 @@ def test_build_inputs_ship(installed, away):
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0] == "['builder.Dockerfile.j2', 'userspace-source.Dockerfile.j2']"
-    assert lines[1] == "4" and lines[2].startswith(str(bin_.parent))
+    assert lines[1] == "6" and lines[2].startswith(str(bin_.parent))  # replay-complete.2
     assert _run([str(bin_ / "sysdig-kit"), "fabfile", "."], away, env).returncode == 0
     r = _run([str(bin_ / "python"), "-m", "fabric", "build", "--dry-run"], away, env)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -39,7 +39,7 @@ def plan(profile: profiles.Profile) -> str:
     userspace provider, patch set files, where the bundle goes."""
     pair = profiles.pair(profile)
     name, text = _builder(profile)
-    patches = driver.patch_files(pair["driver"], profile.sysdig.get("driver_patches") or [])
+    patches = driver.patch_files(pair["driver"], profile.sysdig.get("driver_patches", "default"))
     lines = [f"board {profile.name} ({profile.source_file})",
              (f"pair {profile.sysdig['pair']}: sysdig {pair['sysdig']}, driver {pair['driver']}"
               f" (Debian {pair['debian_release']})"),
