@@ -18,6 +18,7 @@ from .text import (
     Batch,
     Pids,
     _strip_era_space,
+    cut_line,
     encode_args,
     era_table,
     lines,
@@ -25,6 +26,7 @@ from .text import (
     rawres,
     short_error,
     split_info,
+    warn_cut,
 )
 
 _NEEDED = ("evt.num", "evt.cpu", "thread.tid", "evt.dir", "evt.type")
@@ -53,7 +55,7 @@ class JsonReader:
         path = Path(path)
         state = {"era": sysdig_version, "kit": True, "warnings": [], "pids": Pids()}
         batch = Batch()
-        yielded = False
+        yielded, seen, n = False, 0, 0
         with open_text(path) as f:
             for lineno, line in enumerate(lines(f, state["warnings"]), 1):
                 if not line.strip():
@@ -61,6 +63,8 @@ class JsonReader:
                 try:
                     obj = json.loads(line)
                 except json.JSONDecodeError as exc:
+                    if cut_line(line, n, state["warnings"]):  # the output was truncated
+                        break
                     raise KitError(f"{path}: line {lineno} is not JSON ({exc.msg})") from None
                 except (ValueError, RecursionError) as exc:  # a 5,000-digit number; [[[[...
                     why = "nested too deeply" if isinstance(exc, RecursionError) else short_error(exc)
@@ -72,11 +76,12 @@ class JsonReader:
                 except (TypeError, ValueError, OverflowError) as exc:  # a field of another type
                     raise KitError(f"{path}: line {lineno}: a field is not what sysdig prints "
                                    f"({short_error(exc)})") from None
+                n += 1
                 if batch_size and len(batch) >= batch_size:
                     yield cls._frame(batch, path, state, b64)
-                    yielded = True
-                    batch = Batch()
-        if len(batch) or not yielded:
+                    yielded, batch, seen = True, Batch(), len(state["warnings"])
+        warn_cut(path, state["warnings"])
+        if len(batch) or not yielded or len(state["warnings"]) > seen:
             yield cls._frame(batch, path, state, b64)
 
     @staticmethod

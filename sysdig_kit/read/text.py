@@ -29,6 +29,7 @@ import gzip
 import io
 import json
 import re
+import warnings as pywarnings
 import zlib
 from functools import cache, lru_cache
 from pathlib import Path
@@ -412,6 +413,7 @@ class TextReader:
         state = {"era": sysdig_version, "kit": None, "warnings": [], "pids": Pids()}
         batch = Batch()
         yielded = False
+        seen = 0  # warnings already on a yielded frame
         with open_text(path) as f:
             for n, rec in enumerate(_records(f, path, state["warnings"]), 1):
                 try:
@@ -421,8 +423,11 @@ class TextReader:
                                    f"({short_error(exc)})") from None
                 if batch_size and len(batch) >= batch_size:
                     yield cls._frame(batch, path, clock, state)
-                    yielded, batch = True, Batch()
-        if len(batch) or not yielded:  # an empty capture still gives one (empty) frame
+                    yielded, batch, seen = True, Batch(), len(state["warnings"])
+        warn_cut(path, state["warnings"])
+        # an empty capture still gives one (empty) frame, and a cut found after the last
+        # full batch one that says so
+        if len(batch) or not yielded or len(state["warnings"]) > seen:
             yield cls._frame(batch, path, clock, state)
 
     @staticmethod
@@ -483,6 +488,13 @@ def _era_of(trailing_space: bool) -> str:
                  if bool(p.text.get("trailing_space")) == trailing_space), versions.default().series)
 
 
+def warn_cut(path, found: list) -> None:
+    """A truncated text or JSON output warns like a truncated scap (and says so in attrs)."""
+    for w in found:
+        if "cut" in w or "ends early" in w:
+            pywarnings.warn(f"{path}: {w}", stacklevel=4)
+
+
 def lines(f, warnings: list):
     """The lines of f; a gzip stream that ends early stops them with a warning."""
     n = 0
@@ -502,17 +514,31 @@ def short_error(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:160]
 
 
+def cut_line(line: str, n: int, warnings: list) -> bool:
+    """sysdig ends every line it prints with a newline: a last line without one was cut (the
+    output was truncated) and is dropped with a warning rather than read as an event."""
+    if line.endswith("\n"):
+        return False
+    warnings.append(f"output cut in its last line ({len(line)} characters without a newline, "
+                    f"dropped): kept the {n:,} complete events before it")
+    return True
+
+
 def _records(f, path, warnings):
     """Whole events: a line that does not start an event continues the previous one (values
     such as a container's JSON or a file name can hold a newline)."""
     cur = None
     kit = None
+    n = 0
     for line in lines(f, warnings):
+        if cut_line(line, n + (cur is not None), warnings):
+            break
         line = line.removesuffix("\n")
         if kit is None and line.strip():
             kit = line.startswith(KIT_MARKER + "\t")
         if line.startswith(KIT_MARKER + "\t") if kit else _DEFAULT_LINE.match(line):
             if cur is not None:
+                n += 1
                 yield cur
             cur = line
         elif cur is None:
