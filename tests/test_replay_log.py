@@ -16,6 +16,7 @@ from sysdig_kit.read import read
 from sysdig_kit.replay import Divergence, ReplayLog, build, read_log, write
 from sysdig_kit.replay import syscalls as sc
 from sysdig_kit.replay.hooklog import decode
+from sysdig_kit.replay.log import JSONL_KEY
 
 ARM64 = DATA / "arm64"
 NEW_TXT = ARM64 / "new-era-zsh-name.sysdig-0.41.4.txt"
@@ -49,16 +50,46 @@ def test_round_trip_keeps_every_column_and_the_header(log, tmp_path, suffix):
 def test_jsonl_is_readable_with_base64_buffers(log, tmp_path):
     path = write(log, tmp_path / "zsh.jsonl")
     lines = path.read_text().splitlines()
-    assert json.loads(lines[0])["format"] == "sysdig-kit-replay-log"
+    assert len(lines) == len(log)  # every line a record: no header line
+    assert json.loads(lines[0])[JSONL_KEY]["format"] == "sysdig-kit-replay-log"
+    assert not any(JSONL_KEY in json.loads(x) for x in lines[1:])
     rec = next(json.loads(x) for x in lines[1:] if '"syscall":"read"' in x)
     assert rec["buffers"][0]["data"].isascii()
 
 
+def test_jsonl_reads_with_standard_json_lines_readers(log, tmp_path):
+    """pandas and DuckDB (and polars, by hand: docs/replay-log.md) count records, not a
+    header: the header rides in the first record's own key."""
+    import duckdb
+
+    path = write(log, tmp_path / "zsh.jsonl")
+    df = pd.read_json(path, lines=True)
+    assert len(df) == len(log) and df["thread_tid"].tolist() == log["thread_tid"].tolist()
+    assert df[JSONL_KEY].notna().sum() == 1
+    n, res = duckdb.sql(f"select count(*), sum(res) from read_json_auto('{path}')").fetchall()[0]
+    assert (n, res) == (len(log), int(log["res"].sum()))
+
+
+def test_empty_jsonl_log_keeps_its_header(log, tmp_path):
+    path = write(log.iloc[:0], tmp_path / "empty.jsonl")
+    back = read_log(path)
+    assert len(back) == 0 and back.attrs["arch"] == "arm64"
+
+
+def test_jsonl_with_a_header_line_still_reads(log, tmp_path):
+    """Logs written before the header moved: line 1 was the header alone."""
+    path = write(log, tmp_path / "zsh.jsonl")
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    head = lines[0].pop(JSONL_KEY)
+    path.write_text("\n".join(json.dumps(x) for x in [head, *lines]) + "\n")
+    pd.testing.assert_frame_equal(read_log(path), log)
+
+
 def test_newer_format_version_is_refused(log, tmp_path):
     path = write(log, tmp_path / "zsh.jsonl")
-    lines = path.read_text().splitlines()
-    head = json.loads(lines[0]) | {"version": 99}
-    path.write_text("\n".join([json.dumps(head), *lines[1:]]))
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    lines[0][JSONL_KEY]["version"] = 99
+    path.write_text("\n".join(json.dumps(x) for x in lines))
     with pytest.raises(KitError, match="version 99"):
         read_log(path)
 

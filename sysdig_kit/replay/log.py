@@ -1,7 +1,8 @@
 """The replay log: columns, dtypes, and its two files (Parquet for tools, JSON Lines for people).
 
 Format `sysdig-kit-replay-log`, version FORMAT_VERSION (docs/replay-log.md). Parquet keeps the
-header in the schema metadata; JSON Lines puts it on the first line, buffers in base64.
+header in the schema metadata; JSON Lines in the first record's own key JSONL_KEY (so that
+every line is a record for pandas, polars or DuckDB), buffers in base64.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..errors import KitError
 FORMAT = "sysdig-kit-replay-log"
 FORMAT_VERSION = 1
 _META_KEY = b"sysdig_kit.replay_log"
+JSONL_KEY = "sysdig_kit_replay_log"  # the header, in the first JSON Lines record
 
 ARG = pa.struct([("name", pa.string()), ("value", pa.string())])
 BUFFER = pa.struct([("name", pa.string()), ("data", pa.binary()), ("captured_len", pa.int64()),
@@ -94,15 +96,25 @@ def write(df: pd.DataFrame, path) -> Path:
 
 def _write_jsonl(df: pd.DataFrame, tmp) -> None:
     with open(tmp, "w") as f:
-        f.write(json.dumps(_header(df), default=str) + "\n")
-        _jsonl_records(df, f)
+        if not _jsonl_records(df, f, _header(df)):
+            _jsonl_header_only(f, _header(df))
 
 
-def _jsonl_records(df: pd.DataFrame, f) -> None:
-    for rec in _table(df).to_pylist():
+def _jsonl_records(df: pd.DataFrame, f, header: dict | None = None) -> int:
+    """Write df's records; the first carries `header` under JSONL_KEY. Returns how many."""
+    rows = _table(df).to_pylist()
+    for rec in rows:
         for b in rec["buffers"]:
             b["data"] = base64.b64encode(b["data"]).decode() if b["data"] is not None else None
-        f.write(json.dumps(rec, separators=(",", ":")) + "\n")
+        if header is not None:
+            rec[JSONL_KEY], header = header, None
+        f.write(json.dumps(rec, separators=(",", ":"), default=str) + "\n")
+    return len(rows)
+
+
+def _jsonl_header_only(f, header: dict) -> None:
+    """A log without records is one line with the header alone (nothing else to carry it)."""
+    f.write(json.dumps({JSONL_KEY: header}, default=str) + "\n")
 
 
 def write_stream(logs: Iterable[pd.DataFrame], path) -> tuple[Path, int]:
@@ -116,6 +128,7 @@ def write_stream(logs: Iterable[pd.DataFrame], path) -> tuple[Path, int]:
     def run(tmp):
         nonlocal count
         writer = f = None
+        header = None  # JSON Lines: waits for the first record
         try:
             for df in logs:
                 if path.suffix == ".parquet":
@@ -126,9 +139,12 @@ def write_stream(logs: Iterable[pd.DataFrame], path) -> tuple[Path, int]:
                 else:
                     if f is None:
                         f = open(tmp, "w")  # noqa: SIM115 (closed below, across iterations)
-                        f.write(json.dumps(_header(df), default=str) + "\n")
-                    _jsonl_records(df, f)
+                        header = _header(df)
+                    if _jsonl_records(df, f, header):
+                        header = None
                 count += len(df)
+            if f is not None and header is not None:
+                _jsonl_header_only(f, header)
         finally:
             if writer is not None:
                 writer.close()
@@ -163,8 +179,15 @@ def read(path) -> pd.DataFrame:
 
 def _read_jsonl(path: Path) -> tuple[pa.Table, dict]:
     with open(path) as f:
-        header = json.loads(f.readline() or "{}")
         rows = [json.loads(line) for line in f if line.strip()]
+    first = rows[0] if rows and isinstance(rows[0], dict) else {}
+    header = first.pop(JSONL_KEY, None)
+    if header is None and first.get("format") == FORMAT and "thread_tid" not in first:
+        header = first  # sysdig-kit before 2026-11-30 wrote the header as a line of its own
+    if header is not None and not any(k in first for k in COLUMNS):
+        rows = rows[1:]  # a header-only line: no record there
+    if not isinstance(header, dict):
+        header = {}
     for rec in rows:
         for b in rec.get("buffers") or []:
             if b.get("data") is not None:
