@@ -3,21 +3,32 @@
 from __future__ import annotations
 
 import functools
+import logging
 
 from invoke import Exit, Task
 from invoke import task as _invoke_task
 
-from sysdig_kit.errors import KitError
+from sysdig_kit.errors import KitError, remote_error
+
+# paramiko logs a failed handshake with its traceback (logging's last-resort handler); the
+# one-line error below says it.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 def kit_errors(fn):
-    """A KitError becomes Fabric's one-line Exit, never a traceback."""
+    """A KitError becomes Fabric's one-line Exit, never a traceback; so does an SSH, network
+    or socket failure (paramiko, Fabric) from whatever layer raised it."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except KitError as exc:
             raise Exit(f"error: {exc}", code=2) from None
+        except Exception as exc:
+            why = remote_error(exc)
+            if why is None or isinstance(exc, Exit):
+                raise
+            raise Exit(f"error: {' '.join(why.split())}", code=2) from None
     return wrapper
 
 
