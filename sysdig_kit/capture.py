@@ -182,6 +182,9 @@ def dry_run(o: Options, output: str | Path, profile=None) -> str:
     else:
         from .board import platform
 
+        if not profile.ssh.host:  # not "root@:22": the profile is not filled in yet
+            raise KitError(f"board {profile.name} has no host: set ssh.host (the board's "
+                           f"address) in {profile.source_file}")
         argv = sysdig_argv(o, "/tmp/sysdig-kit-capture-XXXXXXXX/capture.scap",
                            platform(profile).sysdig)
         cmd = f"# on board {profile.name} ({profile.ssh.user}@{profile.ssh.host}:" \

@@ -6,23 +6,54 @@ module so the same function serves the CLI, the Fabric tasks and a notebook.
 
 from __future__ import annotations
 
+import logging
 import sys
+import warnings
 
 import click
 
 from . import paths
-from .errors import KitError
+from .errors import KitError, remote_error, resource_error
+
+# paramiko logs a failed handshake with its traceback from its transport thread (through
+# logging's last-resort handler); the KitError that follows says it in one line.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None):
+    """A Python warning (a reader's truncated capture, ...) as one line, without the source
+    line Python would print under it."""
+    click.echo(f"sysdig-kit: warning: {message}", err=True)
 
 
 class _Group(click.Group):
-    """Turns a KitError (bad input, missing tool) into one clear line and exit status 2."""
+    """Turns a KitError (bad input, missing tool), an SSH failure, an unwritable path or a
+    resource exhaustion into one clear line and exit status 2."""
 
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.showwarning = _warning_line
+                return super().invoke(ctx)
         except KitError as exc:
-            click.echo(f"sysdig-kit: error: {exc}", err=True)
-            sys.exit(2)
+            self._fail(str(exc))
+        except click.UsageError as exc:  # a bad option: one line too, and where to look
+            where = exc.ctx.command_path if exc.ctx is not None else "sysdig-kit"
+            self._fail(f"{exc.format_message()} (see `{where} --help`)")
+        except (MemoryError, RecursionError) as exc:
+            self._fail(resource_error(exc))
+        except Exception as exc:
+            why = remote_error(exc)
+            if why is None and isinstance(exc, OSError) and exc.strerror:
+                why = f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+            if why is None:
+                raise  # a bug: keep its traceback
+            self._fail(why)
+
+    @staticmethod
+    def _fail(line: str):
+        click.echo(f"sysdig-kit: error: {' '.join(line.split())}", err=True)
+        sys.exit(2)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -47,6 +78,28 @@ _TZ = click.option("--tz", default=None, metavar="ZONE",
                    help="Time zone of the machine that printed that text (default: UTC).")
 
 
+_BATCH = click.IntRange(min=1)  # 0 or fewer events per batch means nothing
+
+
+def _quiet_reader():
+    """For commands that report the reader's warnings themselves (from df.attrs): no second
+    copy as a Python warning (the group's catch_warnings restores the filters after)."""
+    warnings.simplefilter("ignore", UserWarning)
+
+
+def _writable(output, suffixes: tuple[str, ...], what: str) -> None:
+    """Refuse an output path before any reading: wrong name, a directory, no such folder."""
+    from pathlib import Path
+
+    out = Path(output)
+    if out.suffix not in suffixes:
+        raise KitError(f"{output}: {what} (the name must end in {' or '.join(suffixes)})")
+    if out.is_dir():
+        raise KitError(f"cannot write {output}: is a directory")
+    if not out.parent.is_dir():
+        raise KitError(f"cannot write {output}: no such folder {out.parent}")
+
+
 def _read_kw(capture, fmt, date, tz) -> dict:
     """Reader options: --date/--tz only make sense for the default text format."""
     from pathlib import Path
@@ -64,10 +117,17 @@ def _read_kw(capture, fmt, date, tz) -> dict:
 
 
 def _bad_capture() -> tuple:
-    """What reading a bad capture can raise (zlib: a corrupt gzip stream)."""
+    """What reading a bad capture can raise (zlib: a corrupt gzip stream; MemoryError: a
+    length field taken on trust; RecursionError: absurdly nested JSON)."""
     import zlib
 
-    return (OSError, EOFError, zlib.error, UnicodeError, ValueError)
+    return (OSError, EOFError, zlib.error, UnicodeError, ValueError, OverflowError,
+            MemoryError, RecursionError)
+
+
+def _cannot_read(capture, exc) -> KitError:
+    why = resource_error(exc) or " ".join(str(exc).split())[:300] or type(exc).__name__
+    return KitError(f"{capture}: cannot read it: {why}")
 
 
 def _reading(capture, fn):
@@ -75,20 +135,21 @@ def _reading(capture, fn):
     try:
         return fn()
     except _bad_capture() as exc:
-        raise KitError(f"{capture}: cannot read it: {exc}") from None
+        raise _cannot_read(capture, exc) from None
 
 
 def _read_errors(capture, frames):
-    """The frames, with a bad capture's failures turned into one-line errors (so that the
-    writer's own OSErrors stay the writer's)."""
-    it = iter(frames)
+    """The frames (an iterable, or a function returning one, called here), with a bad
+    capture's failures turned into one-line errors (so that the writer's own OSErrors stay
+    the writer's)."""
+    it = iter(_reading(capture, frames) if callable(frames) else frames)
     while True:
         try:
             df = next(it)
         except StopIteration:
             return
         except _bad_capture() as exc:
-            raise KitError(f"{capture}: cannot read it: {exc}") from None
+            raise _cannot_read(capture, exc) from None
         yield df
 
 
@@ -99,7 +160,8 @@ def _read_errors(capture, frames):
 @_FMT
 @_DATE
 @_TZ
-@click.option("--batch-size", default=1_000_000, show_default=True, metavar="EVENTS",
+@click.option("--batch-size", type=_BATCH, default=1_000_000, show_default=True,
+              metavar="EVENTS",
               help="Events read and written at a time (one Parquet row group each).")
 def convert_cmd(capture, output, fmt, date, tz, batch_size):
     """Read CAPTURE into the event frame and save it as Parquet.
@@ -114,16 +176,16 @@ def convert_cmd(capture, output, fmt, date, tz, batch_size):
     Example:  sysdig-kit convert trace.scap -o trace.parquet
     Then:     pandas.read_parquet("trace.parquet")  or  sysdig_kit.read.frame.read_parquet(...)
     """
-    from pathlib import Path
 
     from .read import iter_batches
     from .read.frame import write_batches
 
+    _writable(output, (".parquet",), "convert writes Parquet")
+    _quiet_reader()  # the warnings are printed below, once
     kw = _read_kw(capture, fmt, date, tz)
-    if Path(output).is_dir():
-        raise KitError(f"cannot write {output}: is a directory")
     # batch by batch: memory stays that of one batch, whatever the capture's size
-    frames = _read_errors(capture, iter_batches(capture, batch_size=batch_size, fmt=fmt, **kw))
+    frames = _read_errors(capture,
+                          lambda: iter_batches(capture, batch_size=batch_size, fmt=fmt, **kw))
     try:
         rows, attrs = write_batches(frames, output)
     except OSError as exc:
@@ -169,7 +231,8 @@ def export_cmd(capture, stock, output):
 @_FMT
 @_DATE
 @_TZ
-@click.option("--top", default=10, show_default=True, help="How many processes/syscalls to list.")
+@click.option("--top", type=click.IntRange(min=0), default=10, show_default=True,
+              help="How many processes/syscalls to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def info_cmd(capture, fmt, date, tz, top, as_json):
     """Summarise CAPTURE: file format and version, number of events, time span, CPUs,
@@ -183,6 +246,7 @@ def info_cmd(capture, fmt, date, tz, top, as_json):
 
     from .info import render, summarize
 
+    _quiet_reader()  # the summary lists the reader's warnings
     kw = _read_kw(capture, fmt, date, tz)
     s = _reading(capture, lambda: summarize(capture, top=top, fmt=fmt, **kw))
     if as_json:
@@ -198,8 +262,8 @@ def _replay_frame(capture, arch, proc=(), pid=(), tid=()):
     from .read import read  # not sysdig_kit.read: importing the subpackage shadows it
     from .replay import build, filter_frame
 
-    frame = read(capture)
-    return frame, build(filter_frame(frame, proc, pid, tid), arch=arch)
+    frame = _reading(capture, lambda: read(capture))
+    return frame, _reading(capture, lambda: build(filter_frame(frame, proc, pid, tid), arch=arch))
 
 
 _ARCH = click.option("--arch", type=click.Choice(["arm64", "x86_64"]), default=None,
@@ -214,24 +278,30 @@ _ARCH = click.option("--arch", type=click.Choice(["arm64", "x86_64"]), default=N
 @click.option("--proc", multiple=True, help="Only these process names (repeatable).")
 @click.option("--pid", multiple=True, type=int, help="Only these process ids (repeatable).")
 @click.option("--tid", multiple=True, type=int, help="Only these thread ids (repeatable).")
-@click.option("--batch-size", type=int, default=1_000_000, show_default=True,
+@click.option("--batch-size", type=_BATCH, default=1_000_000, show_default=True,
               help="Events read at a time (captures larger than memory are streamed).")
 def replay_log(capture, output, arch, proc, pid, tid, batch_size):
     """Turn CAPTURE into a replay log: one record per syscall per thread (docs/replay-log.md)."""
     from .read import iter_batches
     from .replay import build_batches, filter_frame, write_stream
 
+    _writable(output, (".parquet", ".jsonl", ".json"), "a replay log is Parquet or JSON Lines")
+    _read_kw(capture, None, None, None)  # exists, is a capture
     threads, flagged = set(), 0
 
     def logs():
         nonlocal flagged
-        frames = (filter_frame(df, proc, pid, tid) for df in iter_batches(capture, batch_size))
-        for log in build_batches(frames, arch=arch):
+        frames = _read_errors(capture, lambda: iter_batches(capture, batch_size))
+        mine = (filter_frame(df, proc, pid, tid) for df in frames)
+        for log in _read_errors(capture, build_batches(mine, arch=arch)):
             threads.update(log["thread_tid"].tolist())
             flagged += int(log["flags"].map(len).gt(0).sum())
             yield log
 
-    _, n = write_stream(logs(), output)
+    try:
+        _, n = write_stream(logs(), output)
+    except OSError as exc:  # reading errors are KitErrors by now: this is the writing
+        raise KitError(f"cannot write {output}: {exc.strerror or exc}") from None
     click.echo(f"{output}: {n} records, {len(threads)} threads, {flagged} flagged "
                f"(sysdig-kit check {capture} says why)")
 
@@ -262,10 +332,15 @@ def check_cmd(capture, arch, manifest, as_json, proc, pid, tid, replay, board, t
 
     from .replay.check import check, render
 
+    if manifest is not None and not Path(manifest).is_file():
+        raise KitError(f"--manifest {manifest}: no such file")
+    default = Path(str(capture) + ".manifest.json")
+    manifest = manifest or (default if default.is_file() else None)
+    _quiet_reader()  # check lists the reader's warnings among its reasons
+    _read_kw(capture, None, None, None)  # exists, is a capture
     # Drops and gaps are judged on the whole capture, records on the selected threads.
     frame, log = _replay_frame(capture, arch, proc, pid, tid)
-    default = Path(str(capture) + ".manifest.json")
-    result = check(frame, log, manifest or (default if default.is_file() else None))
+    result = check(frame, log, manifest)
     from .replayer.host import vdso_warning
 
     if (warn := vdso_warning(capture)) is not None:
@@ -494,6 +569,8 @@ def run_cmd(playbook, boards, out, repetitions, skip_unsupported, check_only, bo
 
     Writes OUT/results.csv and .parquet (variant, run, wall time, CPU time, events, drops,
     capture size) and the captures as a Parquet dataset OUT/captures/board=/run=/variant=/.
+    Exit status 0 when every run succeeded, 1 when some failed (the results say which),
+    2 for a bad playbook or option.
 
     \b
     Example:  sysdig-kit run playbooks/overhead.yaml
@@ -514,7 +591,16 @@ def run_cmd(playbook, boards, out, repetitions, skip_unsupported, check_only, bo
                f"{pb.repetitions} repetitions, {pb.warmup} warm-up: {runs} runs per board")
     if check_only:
         return
-    runner.run(pb, out=out, skip_unsupported=skip_unsupported, boot=boot)
+    results = runner.run(pb, out=out, skip_unsupported=skip_unsupported, boot=boot)
+    runs = results[~results["warmup"].astype(bool)]
+    failed = runs[~runs["ok"].astype(bool)]
+    if len(failed):  # the results are written; the exit status says they are not all there
+        first = failed.iloc[0]
+        every = "every run failed" if len(failed) == len(runs) else "some runs failed"
+        click.echo(f"sysdig-kit: error: {every}: {len(failed)} of {len(runs)} (first: "
+                   f"{first['workload']} · {first['variant']} on {first['board']}: "
+                   f"{' '.join(str(first['error']).split())[:200]})", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

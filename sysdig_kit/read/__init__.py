@@ -48,17 +48,23 @@ def reader_for(path, fmt: str | None = None):
     if not path.is_file():
         raise KitError(f"{path}: no such file")
     readers = _readers()
-    if fmt is not None:
-        if fmt not in readers:
-            raise KitError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-        return readers[fmt]
+    if fmt is not None and fmt not in readers:
+        raise KitError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     head = _head(path)
     if not head:
         raise KitError(f"{path}: empty file, not a capture")
-    for name in ("scap", "json", "text"):
-        if readers[name].sniff(head):
-            return readers[name]
-    raise KitError(f"{path}: not a sysdig capture (scap, sysdig text or JSON) at byte offset 0")
+    found = next((n for n in ("scap", "json", "text") if readers[n].sniff(head)), None)
+    if fmt is not None:
+        if found is not None and found != fmt:  # say so, rather than parse it as fmt
+            raise KitError(f"{path}: format {fmt} given, but the file is a {found} capture "
+                           "(leave the format out: it is detected)")
+        return readers[fmt]
+    if found is not None:
+        return readers[found]
+    hint = " (it holds terminal colour codes: print it again without colour)" \
+        if b"\x1b[" in head else ""
+    raise KitError(f"{path}: not a sysdig capture (scap, sysdig text or JSON) at byte offset 0"
+                   + hint)
 
 
 def read(path, fmt: str | None = None, **kwargs):

@@ -544,7 +544,12 @@ def _records(f, path, warnings):
         elif cur is None:
             if not line.strip():
                 continue
-            raise KitError(f"{path}: not sysdig text output at line 1: {line[:60]!r}")
+            shown = repr(line[:60])
+            if "\x1b[" in line:
+                shown = "terminal colour codes (print it again without colour)"
+            elif any(c < " " and c != "\t" for c in line[:200]):
+                shown = "binary data"  # never dumped into the error line
+            raise KitError(f"{path}: not sysdig text output at line 1: {shown}")
         else:
             cur += "\n" + line
     if cur is not None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import versions
+from ..errors import KitError
 from . import writeback
 
 INSUFFICIENT, WARNING = "insufficient", "warning"
@@ -49,8 +50,15 @@ def _dedicated_in_current_driver(names) -> list[str]:
 
 def manifest_drops(path) -> int | None:
     """Kernel drops recorded in a capture manifest (sysdig's own statistics), if it has them."""
-    if path is None or not Path(path).is_file():
+    if path is None:
         return None
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not JSON"
+        raise KitError(f"manifest {path}: {why}") from None
+    if not isinstance(data, dict):
+        raise KitError(f"manifest {path}: not a capture manifest (a JSON object)")
     found = []
 
     def walk(o):
@@ -64,10 +72,7 @@ def manifest_drops(path) -> int | None:
             for v in o:
                 walk(v)
 
-    try:
-        walk(json.loads(Path(path).read_text()))
-    except ValueError:
-        return None
+    walk(data)
     return max(found) if found else None
 
 
