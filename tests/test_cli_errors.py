@@ -108,8 +108,8 @@ def test_ssh_errors_from_any_layer_are_one_line():
     from invoke import Exit
     from paramiko.ssh_exception import NoValidConnectionsError, SSHException
 
-    from deploy._common import kit_errors
     from sysdig_kit.cli import _Group
+    from sysdig_kit.tasks._common import kit_errors
 
     errors = [SSHException("Error reading SSH protocol banner"),
               NoValidConnectionsError({("10.0.0.9", 22): ConnectionRefusedError(111, "refused")}),
