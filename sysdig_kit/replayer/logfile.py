@@ -91,13 +91,19 @@ class Log:
         path = Path(path)
         try:
             with open(path) as f:
-                header = json.loads(f.readline() or "{}")
+                first = json.loads(f.readline() or "{}")
+                # the header rides in the first record's own key (docs/replay-log.md); logs
+                # written before 2026-11-30 had it on a line of its own
+                header = first.pop("sysdig_kit_replay_log", None)
+                if header is None:
+                    header, first = first, {}
                 if header.get("format") != FORMAT:
                     raise LogError(f"{path}: not a JSON Lines replay log (no {FORMAT} header)")
                 if header.get("version", 0) > FORMAT_VERSION:
                     raise LogError(f"{path}: log format version {header['version']} is newer "
                                    f"than this replayer reads ({FORMAT_VERSION})")
-                records = [_record(json.loads(line)) for line in f if line.strip()]
+                records = [_record(first)] if "thread_tid" in first else []
+                records += [_record(json.loads(line)) for line in f if line.strip()]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise LogError(f"{path}: cannot read the replay log ({exc})") from None
         return cls(header, records)
