@@ -163,3 +163,24 @@ def test_duration_stops_an_idle_capture(deployed, tmp_path):
     assert 10 <= m["capture_seconds"] <= 14
     assert took <= 30  # start (SSH, versions, header) + 10 s + stop
     assert res.path.stat().st_size > 0 and m["bytes"] == res.path.stat().st_size
+
+
+def test_count_stops_at_the_count(deployed, tmp_path):
+    """--count is sysdig's -n, which sysdig checks before waiting for the next event: the
+    capture stops at the 5th `cat` event, well before the --duration bound."""
+    prof = deployed[0]
+    loop = "sleep 8; for i in $(seq 1 60); do cat /etc/hostname; sleep 0.3; done >/dev/null"
+    with board.connect(prof) as c:
+        job = c.background(["sh", "-c", loop])
+        try:
+            res = capture.capture(capture.Options(proc="cat", count=5, duration=90),
+                                  tmp_path / "n.scap", profile=prof, quiet=True)
+        finally:
+            job.signal(15)
+            job.cleanup()
+    m = res.manifest
+    print(f"\n--count 5: {m['capture_seconds']} s capturing")
+    assert m["stop_reason"] == "count" and m["sysdig_rc"] == 0
+    assert m["capture_seconds"] < 45
+    df = sysdig_kit.read(res.path)
+    assert len(df) == 5 and set(df["proc_name"]) == {"cat"}
