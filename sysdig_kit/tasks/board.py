@@ -21,8 +21,9 @@ def _profile(board: str | None):
             "fresh": "emulated board: start from the pristine image (drops what was deployed)"})
 @kit_errors
 def board_up(c, board=None, fresh=False):
-    """Power the board on and wait for SSH (emulated: build its image on first use; a real
-    board: its profile's hooks.power_on command)."""
+    """Power the board on and wait for SSH (emulated: boot, image built on first use).
+
+    A real board: its profile's hooks.power_on command."""
     from sysdig_kit import board as _board
 
     b = _board.platform(_profile(board))
