@@ -72,7 +72,7 @@ def test_boot_ssh_poweroff(prof):
         try:
             other = " ".join(img_key(prof).split()[:2])  # a valid key, but not the board's
             kh.write_text(good.split(" ssh-ed25519 ")[0] + " " + other + "\n")
-            with pytest.raises(KitError, match="(?i)not reachable.*(known_hosts|host key)"):
+            with pytest.raises(KitError, match="(?i)host key"):
                 plat.connect()
         finally:
             kh.write_text(good)

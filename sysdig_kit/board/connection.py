@@ -189,7 +189,12 @@ class SshConnection(_Base):
         return self
 
     def unreachable(self, exc) -> str:
+        from paramiko.ssh_exception import BadHostKeyException
+
         why = " ".join(str(exc).split()) or type(exc).__name__
+        if isinstance(exc, BadHostKeyException) or "not found in known_hosts" in why:
+            return (f"board {self.name} at {self.address}: its SSH host key is not the known one "
+                    f"({why[:160]}); refusing to connect")
         if isinstance(exc, (ConnectionRefusedError, socket.timeout, TimeoutError)) or \
                 "Unable to connect" in why:
             why = "nothing answers" if "efused" in why or "Unable" in why else why
