@@ -126,16 +126,31 @@ class Sysdig:
         self.conn, self.sysdig = conn, sysdig
         self.dir = work_dir or f"/tmp/sysdig-kit-capture-{uuid.uuid4().hex[:8]}"
         self.out = out or f"{self.dir}/capture.scap"
-        self.job = None
+        self.job = self.keeper = None
         self.argv: list[str] = []
 
     @property
     def where(self) -> str:
         return self.conn.where
 
-    def start(self, o: Options) -> None:
+    def start(self, o: Options, duration: float | None = None, timekeeper: bool = True) -> None:
+        """Start sysdig, and beside it a timekeeper on the target: it notes when the file's
+        header appears and when sysdig exits (the target's clock), and with `duration` sends
+        SIGINT that many seconds after the header — on the target, so a slow SSH link does not
+        stretch the capture."""
         self.argv = sysdig_argv(o, self.out, self.sysdig)
         self.job = self.conn.background(self.argv, log_dir=self.dir)
+        self.keeper = None
+        if not timekeeper and not duration:
+            return
+        q, d, pid = shlex.quote, self.dir, self.job.pid
+        timer = (f"( sleep {duration:.3f}; kill -0 {pid} 2>/dev/null && kill -INT {pid} && "
+                 f"date +%s.%N >{q(d + '/t_timer')} ) & " if duration else "")
+        keeper = (f"while [ ! -s {q(self.out)} ] && kill -0 {pid} 2>/dev/null; do sleep 0.1; "
+                  f"done; date +%s.%N >{q(d + '/t_header')}; {timer}"
+                  f"while kill -0 {pid} 2>/dev/null; do sleep 0.1; done; "
+                  f"date +%s.%N >{q(d + '/t_end')}")
+        self.keeper = self.conn.background(["sh", "-c", keeper], log_dir=d + "/keeper")
 
     def poll(self) -> tuple[bool, int]:
         """(still running, bytes written so far)"""
@@ -154,6 +169,27 @@ class Sysdig:
         """SIGINT (then SIGKILL after `timeout`); sysdig's exit status and its output."""
         rc = self.job.stop(timeout)
         return rc, self.job.output()
+
+    def times(self) -> dict:
+        """The timekeeper's notes (target clock, seconds since the epoch): header, timer
+        (when the duration's SIGINT went), end. Missing ones are left out."""
+        if self.keeper is None:
+            return {}
+        q = shlex.quote
+        names = ("header", "timer", "end")
+        end = q(self.dir + "/t_end")  # the keeper notes the end within ~0.1 s of sysdig's exit
+        res = self.conn.sh(f"i=0; while [ ! -e {end} ] && [ $i -lt 30 ]; do sleep 0.1; "
+                           "i=$((i+1)); done; "
+                           + "; ".join(f"echo {n} $(cat {q(self.dir + '/t_' + n)} 2>/dev/null)"
+                                       for n in names), timeout=30, check=False)
+        out = {}
+        for line in res.stdout.splitlines():
+            name, _, val = line.partition(" ")
+            try:
+                out[name] = float(val)
+            except ValueError:
+                pass
+        return out
 
     def fetch(self, local: Path) -> None:
         self.conn.pull(self.out, local)
@@ -229,7 +265,7 @@ def capture(o: Options, output: str | Path, profile=None, conn=None, workload=No
                            f"run `fab deploy --board {profile.name}`")
         started = _utc()
         t0 = time.monotonic()
-        sd.start(o)
+        sd.start(o, duration=o.duration)
         reason, t_cap = None, None
         console = Console(stderr=True, quiet=quiet)
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
@@ -244,23 +280,25 @@ def capture(o: Options, output: str | Path, profile=None, conn=None, workload=No
                         time.sleep(1.5)  # let sysdig drain the driver's buffers
                         reason = "workload done"
                     while alive and reason is None and not stop.signal:
-                        left = (o.duration - (time.monotonic() - t_cap)) if o.duration else 1
-                        if left <= 0:
+                        # the target's timekeeper sends SIGINT at the duration; this host
+                        # does it itself only if that did not happen (grace: 10 s)
+                        if o.duration and time.monotonic() - t_cap > o.duration + 10:
                             reason = "duration"
                             break
-                        time.sleep(min(0.5, left))
+                        time.sleep(0.5)
                         alive, size = sd.poll()
                         secs = time.monotonic() - t_cap
                         bar.update(job, description=f"sysdig on {sd.where}: {size:,} bytes, "
                                                     f"{size / max(secs, 1e-3) / 1e3:,.0f} kB/s")
                     if stop.signal:
                         reason = f"interrupted ({stop.signal})"
-                    elif reason is None:
-                        reason = "count" if o.count else "sysdig exited"
                 finally:  # whatever happened, sysdig on the board is stopped
                     bar.update(job, description=f"sysdig on {sd.where}: stopping")
                     rc, text = sd.stop(stop_timeout)
+                    marks = sd.times()
         t_end = time.monotonic()
+        if reason is None:
+            reason = "duration" if "timer" in marks else "count" if o.count else "sysdig exited"
         stopped = _utc()
         if rc not in (0, None):
             sd.cleanup()
@@ -282,8 +320,11 @@ def capture(o: Options, output: str | Path, profile=None, conn=None, workload=No
         "versions": vers,
         "started": started, "stopped": stopped,
         "seconds": round(t_end - t0, 3),
-        "capture_seconds": round(t_end - (t_cap or t0), 3),  # header written -> sysdig gone
+        # header written -> sysdig gone, on the target's clock (this host's if it said nothing)
+        "capture_seconds": round(marks["end"] - marks["header"], 3)
+        if {"end", "header"} <= set(marks) else round(t_end - (t_cap or t0), 3),
         "stop_reason": reason, "sysdig_rc": rc,
+        "target_clock": marks,  # the timekeeper's header/timer/end (epoch s, the target's clock)
         "bytes": output.stat().st_size,
         "stats": stats, "sysdig_output": text,
     }

@@ -131,4 +131,5 @@ def test_duration_is_the_kits_timer(tmp_path, monkeypatch):
     assert m["stop_reason"] == "duration" and m["sysdig_rc"] == 0
     assert 2 <= m["capture_seconds"] < 4 and took < 8
     assert "-M" not in m["argv"] and m["stats"]["driver_events"] == 12
+    assert set(m["target_clock"]) == {"header", "timer", "end"}  # the target sent the SIGINT
     assert res.path.read_bytes().endswith(b"header")
