@@ -161,7 +161,9 @@ def test_duration_stops_an_idle_capture(deployed, tmp_path):
     print(f"\nidle --duration 10: {m['capture_seconds']} s capturing, {took:.1f} s in all")
     assert m["stop_reason"] == "duration" and m["sysdig_rc"] == 0
     assert 10 <= m["capture_seconds"] <= 14
-    assert took <= 30  # start (SSH, versions, header) + 10 s + stop
+    # + the SSH round trips around it (start, header, stop, stats, fetch: ~1-2 s each on a
+    # busy emulated board; 36 s in all seen at load 12)
+    assert took <= 60
     assert res.path.stat().st_size > 0 and m["bytes"] == res.path.stat().st_size
 
 
