@@ -515,3 +515,31 @@ def test_export_refuses_bad_input(tmp_path):
         r = CliRunner().invoke(main, args)
         assert r.exit_code == 2 and r.output.startswith("sysdig-kit: error:"), r.output
     assert not (tmp_path / "o.scap").exists()
+
+
+def test_board_capture_of_revision_2_reads_in_full_and_exports_for_stock_sysdig(tmp_path):
+    """A real revision-2 capture (tests/data): the kit reads every event with the revision's
+    table, and its replay log lacks no return value and no write-back (statx's struct statx,
+    getdents64's entries, llistxattr's res are there); exported, the stock sysdig 0.41.4 reads
+    every event (it aborts on the original)."""
+    from sysdig_kit.export import stock
+    from sysdig_kit.read import read
+    from sysdig_kit.replay import build
+
+    src = REPO / "tests" / "data" / "replay-complete-2-ls-etc-s65000.scap"
+    df = read(src)
+    assert df.attrs["event_table"] == RC_LATEST and not df.attrs.get("warnings")
+    log = build(df)
+    sc = log[log["kind"] == "syscall"]
+    flagged = sc["flags"].map(lambda f: bool({"no_return_value", "no_write_back"} & set(f)))
+    assert not flagged.any(), sc[flagged][["syscall", "flags"]]
+    out = {s: [b for bufs in sc[sc["syscall"] == s]["buffers"] for b in bufs if b["output"]]
+           for s in ("statx", "getdents64")}
+    assert out["statx"] and all(b["captured_len"] == 256 for b in out["statx"])
+    assert any(b"hostname" in b["data"] for b in out["getdents64"])
+    assert stock_sysdig_r(src).returncode != 0
+    exported = tmp_path / "stock.scap"
+    stock(src, exported)
+    p = stock_sysdig_r(exported)
+    assert p.returncode == 0, p.stderr
+    assert len(p.stdout.splitlines()) == len(read(exported)) == len(df)
