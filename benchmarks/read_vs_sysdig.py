@@ -8,10 +8,12 @@ Python subprocess and reports wall time, peak RSS (ru_maxrss) and the frame's me
 docs/frame.md, plus the event's parameters: parsed raw values for read(), sysdig's evt.info
 text for the pipeline); the script checks that the scalar columns agree.
 
-    python3 benchmarks/read_vs_sysdig.py                  # >= 1,000,000 events
-    python3 benchmarks/read_vs_sysdig.py --profile        # + where read()'s time goes
+    python3 benchmarks/read_vs_sysdig.py                  # 100k, 1M and 5M events, 5 rounds
+    python3 benchmarks/read_vs_sysdig.py --events 1000000 --profile   # + where read()'s time goes
 
-Goals (issue 2): read() >= 3x faster than the pipeline; its peak RSS <= 3x the frame's memory.
+Each side runs in its own process, the order rotated every round (benchmarks/rounds.py);
+medians and minima are printed, with `convert`'s events/s. Goals (issue 14): read() >= 5x the
+pipeline's CPU speed, peak RSS <= 2x the frame at 1M and 5M; convert >= 500k events/s at 5M.
 Not a timed test: it prints numbers, it does not fail.
 """
 
@@ -20,8 +22,8 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
-import json
 import os
+import platform
 import struct
 import subprocess
 import sys
@@ -30,6 +32,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from rounds import START, load, med, rounds, run_side, summary
 
 os.environ.setdefault("SYSDIG_KIT_CACHE", "/var/cache/sysdig-kit")  # the CI cache, not ~
 from sysdig_kit.paths import cache_dir
@@ -87,29 +91,22 @@ def build_big(source: Path, min_rows: int) -> tuple[Path, int]:
 
 # Both sides import pandas & co. before the clock starts: imports are not reading.
 READ_SIDE = r"""
-import json, resource, sys, time
-import pandas, pyarrow
 from sysdig_kit.read import read, reader_for
 reader_for(sys.argv[1])  # loads the reader modules
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-t, c = time.perf_counter(), time.process_time()
+""" + START + r"""
 df = read(sys.argv[1])
-wall, cpu = time.perf_counter() - t, time.process_time() - c
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-mem = int(df.memory_usage(deep=True).sum())
-df[%(cols)r].to_parquet(sys.argv[2])
-print(json.dumps({"wall": wall, "cpu": cpu, "rss": rss, "base": base, "frame": mem,
-                  "rows": len(df)}))
+_done(frame=int(df.memory_usage(deep=True).sum()), rows=len(df))
+if len(sys.argv) > 2:
+    df[%(cols)r].to_parquet(sys.argv[2])
 """
 
 PIPE_SIDE = r"""
-import csv, json, resource, subprocess, sys, time
-import pandas as pd, pyarrow
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+import csv, subprocess
+import pandas as pd
 cols = ["evt_num", "evt_rawtime", "evt_cpu", "thread_tid", "proc_pid", "evt_dir", "evt_type",
         "evt_rawres", "proc_name", "evt_info"]
-t, c = time.perf_counter(), time.process_time()
-p = subprocess.Popen(["sysdig", "-r", sys.argv[1], "-p", sys.argv[3]], stdout=subprocess.PIPE)
+""" + START + r"""
+p = subprocess.Popen(["sysdig", "-r", sys.argv[1], "-p", sys.argv[2]], stdout=subprocess.PIPE)
 df = pd.read_csv(p.stdout, sep="\t", names=cols, header=None, quoting=csv.QUOTE_NONE,
                  na_values=["<NA>"], keep_default_na=False, on_bad_lines="skip",
                  dtype={"evt_num": "int64", "evt_rawtime": "int64", "evt_cpu": "int16",
@@ -117,16 +114,20 @@ df = pd.read_csv(p.stdout, sep="\t", names=cols, header=None, quoting=csv.QUOTE_
                         "evt_type": "category", "evt_rawres": "Int64", "proc_name": "string",
                         "evt_info": "string"})
 p.wait()
-wall, cpu = time.perf_counter() - t, time.process_time() - c
 ch = resource.getrusage(resource.RUSAGE_CHILDREN)
-cpu += ch.ru_utime + ch.ru_stime  # sysdig's CPU time too
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-mem = int(df.memory_usage(deep=True).sum())
-df[%(cols)r].to_parquet(sys.argv[2])
-print(json.dumps({"wall": wall, "cpu": cpu, "rss": rss, "base": base, "sysdig_rss": child,
-                  "frame": mem,
-                  "rows": len(df)}))
+_c -= ch.ru_utime + ch.ru_stime  # sysdig's CPU time counts too
+_done(frame=int(df.memory_usage(deep=True).sum()), rows=len(df), sysdig_rss=ch.ru_maxrss * 1024)
+if len(sys.argv) > 3:
+    df[%(cols)r].to_parquet(sys.argv[3])
+"""
+
+CONVERT_SIDE = r"""
+from sysdig_kit.read import iter_batches, reader_for
+from sysdig_kit.read.frame import write_batches
+reader_for(sys.argv[1])
+""" + START + r"""
+rows, _ = write_batches(iter_batches(sys.argv[1]), sys.argv[2])
+_done(rows=rows)
 """
 
 PROFILE_SIDE = r"""
@@ -141,59 +142,49 @@ s.sort_stats("cumulative").print_stats(25)
 """
 
 
-def _side(code: str, *args: str) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    r = subprocess.run([sys.executable, "-c", code % {"cols": COMPARE}, *args], env=env,
-                       capture_output=True, text=True, check=False)
-    if r.returncode:
-        raise SystemExit(f"side failed:\n{r.stderr[-2000:]}")
-    return json.loads(r.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--events", type=int, default=1_000_000, help="rows at least (1,000,000)")
+    ap.add_argument("--events", type=int, nargs="+", default=[100_000, 1_000_000, 5_000_000],
+                    help="rows at least, one capture per size (100k, 1M, 5M)")
     ap.add_argument("--source", type=Path, default=SOURCE, help="the real capture to repeat")
-    ap.add_argument("--repeat", type=int, default=3, help="runs per side; the fastest counts")
+    ap.add_argument("--rounds", type=int, default=5, help="rotated rounds (medians and minima)")
     ap.add_argument("--profile", action="store_true", help="also cProfile read()")
     a = ap.parse_args()
 
     import pandas as pd
 
-    big, copies = build_big(a.source, a.events)
-    print(f"capture: {big} ({big.stat().st_size / 1e6:.1f} MB, {copies} copies of "
-          f"{a.source.name})")
-    with tempfile.TemporaryDirectory() as tmp:
-        # alternate the sides so that a busy machine slows both alike; keep each one's best
-        runs = [(_side(READ_SIDE, str(big), f"{tmp}/ours.parquet"),
-                 _side(PIPE_SIDE, str(big), f"{tmp}/pipe.parquet", PIPE_FMT))
-                for _ in range(max(a.repeat, 1))]
-        ours = min((r[0] for r in runs), key=lambda r: r["wall"])
-        pipe = min((r[1] for r in runs), key=lambda r: r["wall"])
-        print("runs (read(), pipeline), wall s [CPU s]: " + ", ".join(
-            f"({o['wall']:.2f} [{o['cpu']:.2f}], {p['wall']:.2f} [{p['cpu']:.2f}])"
-            for o, p in runs))
-        ours_cpu = min(r[0]["cpu"] for r in runs)
-        pipe_cpu = min(r[1]["cpu"] for r in runs)
-        x = pd.read_parquet(f"{tmp}/ours.parquet").astype({"evt_dir": str, "evt_type": str})
-        y = pd.read_parquet(f"{tmp}/pipe.parquet").astype({"evt_dir": str, "evt_type": str})
-        same = len(x) == len(y) and all(x[c].equals(y[c]) for c in COMPARE)
-    mb = 1e6
-    print(f"rows: read() {ours['rows']:,}   pipeline {pipe['rows']:,}   "
-          f"scalar columns equal: {same}")
-    print(f"read():   {ours['wall']:7.2f} s  {ours['rows'] / ours['wall'] / 1e6:5.2f} M events/s  "
-          f"peak RSS {ours['rss'] / mb:7.0f} MB (before reading {ours['base'] / mb:.0f} MB)  "
-          f"frame {ours['frame'] / mb:6.0f} MB")
-    print(f"pipeline: {pipe['wall']:7.2f} s  {pipe['rows'] / pipe['wall'] / 1e6:5.2f} M events/s  "
-          f"peak RSS {pipe['rss'] / mb:7.0f} MB (+ sysdig {pipe['sysdig_rss'] / mb:.0f} MB)  "
-          f"frame {pipe['frame'] / mb:6.0f} MB")
-    speed = pipe["wall"] / ours["wall"]
-    print(f"CPU time (best): read() {ours_cpu:.2f} s, pipeline {pipe_cpu:.2f} s (sysdig + "
-          f"pandas): {pipe_cpu / ours_cpu:.2f}x")
-    rss = ours["rss"] / ours["frame"]
-    grown = (ours["rss"] - ours["base"]) / ours["frame"]
-    print(f"speed-up: {speed:.2f}x (goal >= 3)   read() peak RSS / frame memory: {rss:.2f} "
-          f"(goal <= 3; {grown:.2f} counting only what reading added)")
+    print(f"machine: {platform.node()} {platform.machine()}, {load()}")
+    for n in a.events:
+        big, copies = build_big(a.source, n)
+        print(f"\ncapture: {big} ({big.stat().st_size / 1e6:.1f} MB, {copies} copies of "
+              f"{a.source.name})")
+        with tempfile.TemporaryDirectory() as tmp:
+            # once, outside the clock's rounds: both sides give the same rows
+            run_side(READ_SIDE % {"cols": COMPARE}, str(big), f"{tmp}/ours.parquet")
+            run_side(PIPE_SIDE % {"cols": COMPARE}, str(big), PIPE_FMT, f"{tmp}/pipe.parquet")
+            x = pd.read_parquet(f"{tmp}/ours.parquet").astype({"evt_dir": str, "evt_type": str})
+            y = pd.read_parquet(f"{tmp}/pipe.parquet").astype({"evt_dir": str, "evt_type": str})
+            same = len(x) == len(y) and all(x[c].equals(y[c]) for c in COMPARE)
+            res = rounds({"read()": (READ_SIDE % {"cols": COMPARE}, str(big)),
+                          "pipeline": (PIPE_SIDE % {"cols": COMPARE}, str(big), PIPE_FMT),
+                          "convert": (CONVERT_SIDE, str(big), f"{tmp}/conv.parquet")}, a.rounds)
+        ours, pipe, conv = res["read()"], res["pipeline"], res["convert"]
+        print(f"rows: read() {ours[0]['rows']:,}   pipeline {pipe[0]['rows']:,}   "
+              f"scalar columns equal: {same}")
+        speed = [p["cpu"] / o["cpu"] for o, p in zip(ours, pipe)]
+        print(f"pipeline CPU / read() CPU: median {med(speed):.2f}, min {min(speed):.2f} "
+              f"(goal >= 5)")
+        rss = [o["rss"] / o["frame"] for o in ours]
+        grown = [(o["rss"] - o["base"]) / o["frame"] for o in ours]
+        print(f"read() peak RSS / frame: median {med(rss):.2f} ({med(grown):.2f} counting only "
+              f"what reading added; frame {ours[0]['frame'] / 1e6:.0f} MB, peak "
+              f"{med([o['rss'] for o in ours]) / 1e6:.0f} MB)")
+        rate = [c["rows"] / c["wall"] for c in conv]
+        print(f"convert: median {med(rate) / 1e3:.0f}k events/s wall (min "
+              f"{min(rate) / 1e3:.0f}k), peak RSS {med([c['rss'] for c in conv]) / 1e6:.0f} MB")
+        for line in summary(res, "read()"):
+            print(line)
+        print(f"after: {load()}")
     if a.profile:
         with tempfile.TemporaryDirectory() as tmp:
             env = dict(os.environ, PYTHONPATH=str(ROOT))

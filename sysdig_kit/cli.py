@@ -278,12 +278,11 @@ _ARCH = click.option("--arch", type=click.Choice(["arm64", "x86_64"]), default=N
 @click.option("--proc", multiple=True, help="Only these process names (repeatable).")
 @click.option("--pid", multiple=True, type=int, help="Only these process ids (repeatable).")
 @click.option("--tid", multiple=True, type=int, help="Only these thread ids (repeatable).")
-@click.option("--batch-size", type=_BATCH, default=1_000_000, show_default=True,
+@click.option("--batch-size", type=_BATCH, default=100_000, show_default=True,
               help="Events read at a time (captures larger than memory are streamed).")
 def replay_log(capture, output, arch, proc, pid, tid, batch_size):
     """Turn CAPTURE into a replay log: one record per syscall per thread (docs/replay-log.md)."""
-    from .read import iter_batches
-    from .replay import build_batches, filter_frame, write_stream
+    from .replay import build_file, write_stream
 
     _writable(output, (".parquet", ".jsonl", ".json"), "a replay log is Parquet or JSON Lines")
     _read_kw(capture, None, None, None)  # exists, is a capture
@@ -291,9 +290,8 @@ def replay_log(capture, output, arch, proc, pid, tid, batch_size):
 
     def logs():
         nonlocal flagged
-        frames = _read_errors(capture, lambda: iter_batches(capture, batch_size))
-        mine = (filter_frame(df, proc, pid, tid) for df in frames)
-        for log in _read_errors(capture, build_batches(mine, arch=arch)):
+        for log in _read_errors(capture, lambda: build_file(
+                capture, arch, proc, pid, tid, batch_size=batch_size)):
             threads.update(log["thread_tid"].tolist())
             flagged += int(log["flags"].map(len).gt(0).sum())
             yield log
@@ -321,8 +319,11 @@ def replay_log(capture, output, arch, proc, pid, tid, batch_size):
               "(default: this machine).")
 @click.option("--timeout", type=float, default=600, show_default=True,
               help="With --replay: seconds without progress before giving up.")
+@click.option("--batch-size", type=_BATCH, default=100_000, show_default=True,
+              help="Events read at a time (captures larger than memory are streamed).")
 @click.argument("cmd", nargs=-1, type=click.UNPROCESSED)
-def check_cmd(capture, arch, manifest, as_json, proc, pid, tid, replay, board, timeout, cmd):
+def check_cmd(capture, arch, manifest, as_json, proc, pid, tid, replay, board, timeout, cmd,
+              batch_size):
     """Is CAPTURE enough to replay? Exit 0 sufficient, 1 insufficient, 2 bad input.
 
     \b
@@ -339,8 +340,14 @@ def check_cmd(capture, arch, manifest, as_json, proc, pid, tid, replay, board, t
     _quiet_reader()  # check lists the reader's warnings among its reasons
     _read_kw(capture, None, None, None)  # exists, is a capture
     # Drops and gaps are judged on the whole capture, records on the selected threads.
-    frame, log = _replay_frame(capture, arch, proc, pid, tid)
-    result = check(frame, log, manifest)
+    if replay:  # the replay needs the whole log
+        frame, log = _replay_frame(capture, arch, proc, pid, tid)
+        result = check(frame, log, manifest)
+    else:  # batch by batch, in the memory of one batch
+        from .replay import check_file
+
+        result = _reading(capture, lambda: check_file(
+            capture, arch, manifest, proc, pid, tid, batch_size=batch_size))
     from .replayer.host import vdso_warning
 
     if (warn := vdso_warning(capture)) is not None:

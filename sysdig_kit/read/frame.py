@@ -170,6 +170,90 @@ def _printable(s: str) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
+def concat_frames(frames: list[pd.DataFrame], give_back: bool = False) -> pd.DataFrame:
+    """One frame from frames of one capture (in order), joined column by column: each
+    column's parts are dropped from `frames` as soon as it is joined, so the peak is the
+    parts plus one column, not twice the frame. Categories of evt_type: those present, sorted
+    (the same however the capture was cut). attrs: the last frame's. `give_back`: return the
+    parts' memory to the system column by column (for a whole capture's frame)."""
+    if len(frames) == 1:
+        return frames[0]
+    cols = {}
+    for col in COLUMNS:
+        arrs = [f[col].array for f in frames]
+        if col == "evt_type":
+            from pandas.api.types import union_categoricals
+
+            out = union_categoricals([pd.Categorical(a) for a in arrs])
+            cols[col] = out.reorder_categories(sorted(out.categories))
+        elif col == "evt_dir":
+            codes = np.concatenate([pd.Categorical(a, dtype=DTYPES[col]).codes for a in arrs])
+            cols[col] = pd.Categorical.from_codes(codes, dtype=DTYPES[col])
+        elif col == "evt_args":
+            chunks = [c for a in arrs for c in pa.chunked_array(a._pa_array).chunks]
+            if len({c.type for c in chunks}) > 1:  # a part too large for 32-bit offsets
+                chunks = [c.cast(pa.large_list(ARG_TYPE)) for c in chunks]
+            cols[col] = pd.arrays.ArrowExtensionArray(pa.chunked_array(chunks))
+        elif isinstance(DTYPES[col], str) and DTYPES[col][0].islower():  # numpy dtypes
+            cols[col] = np.concatenate([np.asarray(a) for a in arrs])
+        else:
+            cols[col] = type(arrs[0])._concat_same_type(arrs)
+        del arrs
+        for f in frames:
+            del f[col]
+        if give_back:
+            _trim()
+    df = pd.DataFrame(cols, copy=False)
+    df.attrs = dict(frames[-1].attrs)
+    return df
+
+
+def _trim() -> None:
+    """Give the parts' freed memory back to the system now (glibc keeps small freed blocks
+    in its heap, so joining column by column would still grow the process by a frame)."""
+    global _libc
+    if _libc is None:
+        try:
+            import ctypes
+
+            _libc = ctypes.CDLL("libc.so.6")
+            _libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        except (OSError, AttributeError):
+            _libc = False
+    if _libc:
+        _libc.malloc_trim(0)
+
+
+_libc = None
+
+
+def rebatch(frames, size: int):
+    """Frames of `size` rows (the last one fewer) from frames of any sizes; the last one
+    keeps the last input's attrs (a reader puts the capture's warnings there)."""
+    parts, have, ready, last = [], 0, None, None
+    for df in frames:
+        last, start = df, 0
+        while start < len(df):
+            k = min(size - have, len(df) - start)
+            parts.append(df.iloc[start: start + k] if k < len(df) else df)
+            have, start = have + k, start + k
+            if have == size:
+                if ready is not None:
+                    yield ready
+                ready, parts, have = concat_frames(parts), [], 0
+        del df
+    if parts:
+        if ready is not None:
+            yield ready
+        ready = concat_frames(parts)
+    if ready is None:
+        ready = last
+    if ready is not None:
+        if last is not None:
+            ready.attrs = dict(last.attrs)
+        yield ready
+
+
 def empty_frame(**attrs) -> pd.DataFrame:
     """A frame with no rows but the full schema (what a capture without events reads as)."""
     return make_frame(

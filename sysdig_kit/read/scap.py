@@ -21,12 +21,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute
-from pandas.api.types import union_categoricals
 
 from .. import versions
 from . import eventtable
 from .eventtable import EC_SYSCALL, GENERIC_E, GENERIC_X
-from .frame import ARGS_TYPE, empty_frame, set_attrs
+from .frame import ARGS_TYPE, concat_frames, empty_frame, rebatch, set_attrs
 from .scap_blocks import EV_V2, EVF_V1, EVF_V2, Chunk, Meta, Source, gather, read_shb, walk
 from .scap_events import Events, decode
 from .scap_threads import ThreadTable
@@ -44,21 +43,15 @@ class ScapReader:
     @classmethod
     def read(cls, path, event_table: str | None = None, **kw) -> pd.DataFrame:
         """The whole capture as one frame. `event_table` forces a table (else chosen per file)."""
-        frames = list(_frames(Path(path), None, event_table))
-        if len(frames) == 1:
-            return frames[0]
-        types = union_categoricals([f["evt_type"].array for f in frames])
-        types = types.reorder_categories(sorted(types.categories))
-        df = pd.concat(frames, ignore_index=True)
-        df["evt_type"] = types
-        df.attrs = dict(frames[-1].attrs)
-        return df
+        return concat_frames(list(_frames(Path(path), None, event_table)), give_back=True)
 
     @classmethod
     def iter_batches(cls, path, batch_size: int = 1_000_000, event_table: str | None = None,
                      **kw):
-        """Frames of at most `batch_size` events (`evt_num` continues across them)."""
-        yield from _frames(Path(path), max(int(batch_size), 1), event_table)
+        """Frames of `batch_size` events, the last one fewer (`evt_num` continues across
+        them); chunks of the file are joined or cut to that size."""
+        size = max(int(batch_size), 1)
+        yield from rebatch(_frames(Path(path), size, event_table), size)
 
 
 CHUNK = 4 << 20  # bytes of capture decoded at a time: bounds the temporaries, not the frame
@@ -176,7 +169,7 @@ def _frame(u8, ev: Events, table, threads: ThreadTable, num_start: int) -> pd.Da
         "evt_rawres": _rawres(u8, ev, table, rows, etype, nparams, first),
         "evt_args": pd.arrays.ArrowExtensionArray(_args(u8, ev, table)),
     }
-    return pd.DataFrame(cols)
+    return pd.DataFrame(cols, copy=False)  # a block per column: read() joins them one by one
 
 
 def _types(u8, ev, table, rows, etype, nparams, first) -> pd.Categorical:

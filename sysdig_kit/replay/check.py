@@ -4,10 +4,12 @@ helps), and for each reason what the user can do about it."""
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .. import versions
 from ..errors import KitError
@@ -21,12 +23,18 @@ def _replay_complete_drivers() -> list[str]:
     return [p.driver for p in versions.pairs() if "replay-complete" in p.patch_sets]
 
 
-def _per(s: pd.Series) -> dict[str, int]:
-    return {str(k): int(v) for k, v in Counter(s.tolist()).most_common()}
+def _list_masks(col, n: int):
+    """flag -> per row, does the list column hold it (a function, computed per flag)."""
+    arr = pa.chunked_array(col).combine_chunks() if n else pa.array([], pa.list_(pa.string()))
+    parent = pc.list_parent_indices(arr).to_numpy()
+    values = arr.flatten()
 
+    def has(flag: str) -> np.ndarray:
+        m = np.zeros(n, dtype=bool)
+        m[parent[pc.equal(values, flag).to_numpy(zero_copy_only=False)]] = True
+        return m
 
-def _has(log: pd.DataFrame, flag: str) -> pd.Series:
-    return log["flags"].map(lambda f: f is not None and flag in list(f)).astype(bool)
+    return has
 
 
 def _reason(code, severity, count, detail, remedy, total=None, per_syscall=None, **extra):
@@ -78,203 +86,348 @@ def manifest_drops(path) -> int | None:
 
 def check(frame: pd.DataFrame, log: pd.DataFrame, manifest=None) -> dict:
     """The verdict for a capture (`frame`) and its replay log (`log`)."""
-    sc = log[log["kind"] == "syscall"]
-    exits = sc[sc["evt_num"].notna()]
-    reasons = []
+    t = Tally()
+    t.add_frame(frame)
+    t.add_log(log)
+    return t.result(manifest)
 
-    if not len(sc):
-        reasons.append(_reason(
-            "no_syscalls", INSUFFICIENT, 0, "the capture holds no syscall of the traced process",
-            "check the capture's filter (e.g. proc.name) and that the process ran while "
-            "sysdig was capturing"))
-    nores = exits[exits["res"].isna()]
-    if len(nores):
-        per = _per(nores["syscall"])
-        newer = _dedicated_in_current_driver(per)
-        newest = versions.pairs()[-1]
-        reasons.append(_reason(
-            "no_return_value", INSUFFICIENT, len(nores),
-            f"{len(nores)} of {len(exits)} syscall exits "
-            f"({100.0 * len(nores) / len(exits):.1f} %) carry no return value: the driver "
-            "records these syscalls as generic `syscall` events, which have none",
-            (f"the current driver (scap {newest.driver}, sysdig {newest.sysdig}) has events "
-             f"with a return "
-             f"value for {', '.join(newer)}; " if newer else "")
-            + f"no sysdig option restores {'the others' if newer else 'them'}: capture with "
-            "sysdig-kit's replay-complete driver (the default build for scap 0.23.2: board "
-            "profile sysdig.driver_patches: default, docs/replay-complete.md; generic exits get "
-            "`res`), or record them with your own hook (sysdig-kit decode-hooklog); if the "
-            "replay does not need them, exclude them with a filter (evt.type!=...)",
-            total=len(exits), per_syscall=per))
 
-    trunc = sc[_has(sc, "truncated_buffer")]
-    cut = frame.attrs.get("buffers") == "printed_cut"
-    if len(trunc) and not cut:  # printed_cut: sysdig's print length hides the snaplen
-        need = [int(b["reported_len"]) for bufs in trunc["buffers"] for b in bufs
-                if b["output"] and b["reported_len"] is not None
-                and b["captured_len"] < b["reported_len"]]
-        have = [int(b["captured_len"]) for bufs in trunc["buffers"] for b in bufs if b["output"]]
-        snaplen = max(need)
-        reasons.append(_reason(
-            "truncated_buffer", INSUFFICIENT, len(trunc),
-            f"{len(trunc)} syscalls had output buffers cut at the snaplen (captured at most "
-            f"{max(have)} bytes; the kernel wrote up to {snaplen})",
-            f"capture with -s {snaplen} (the largest buffer the kernel reported)",
-            total=int((sc["buffers"].map(lambda b: any(x["output"] for x in b))).sum()),
-            per_syscall=_per(trunc["syscall"]), snaplen_needed=snaplen))
+def check_stream(frames, arch=None, manifest=None, proc=(), pid=(), tid=()) -> dict:
+    """The verdict for a capture read frame by frame (`read.iter_batches`): gives what
+    `check` gives on the whole frame and its log, in the memory of one frame. Drops and gaps
+    are judged on every event, records on the selected processes/threads."""
+    from .pairing import build_batches, filter_frame
 
-    nowb = sc[_has(sc, "no_write_back")]
-    if len(nowb):
-        per = _per(nowb["syscall"])
-        rc_drivers = _replay_complete_drivers()
-        patched = {n for n in per if any(w.since for w in writeback.of(n))}
-        reasons.append(_reason(
-            "no_write_back", INSUFFICIENT, len(nowb),
-            f"{len(nowb)} syscalls may have written to the process's memory (struct stat, "
-            "signal masks, ...) and the capture does not hold what they wrote",
-            "; ".join(filter(None, [
-                (f"the replay-complete driver (scap {', '.join(rc_drivers)}; the default build, "
-                 "board profile sysdig.driver_patches: default, docs/replay-complete.md) records "
-                 "it for " + ", ".join(sorted(patched))) if patched else "",
-                ("no sysdig driver records it for " + ", ".join(sorted(set(per) - patched))
-                 + ": let the replay execute them, or hook them") if set(per) - patched else "",
-            ])),
-            total=len(exits), per_syscall=per))
+    t = Tally()
 
-    unp_enter = sc[_has(sc, "unpaired_enter")]
-    died = unp_enter[_has(unp_enter, "thread_died")]
-    at_end = unp_enter[_has(unp_enter, "capture_end")]
-    exec_lost = at_end[at_end["syscall"].isin(["execve", "execveat"])]
-    mid = unp_enter.drop(died.index.union(at_end.index))
-    if len(mid):
-        reasons.append(_reason(
-            "unpaired_enter", INSUFFICIENT, len(mid),
-            f"{len(mid)} syscall enters have no exit although the thread went on: events "
-            "were lost", "capture with a larger buffer or a tighter filter to avoid drops",
-            per_syscall=_per(mid["syscall"])))
-    if len(died):
-        reasons.append(_reason(
-            "thread_died", WARNING, len(died),
-            f"{len(died)} threads died inside a syscall (no result exists to replay)",
-            "none needed: the syscall never returned", per_syscall=_per(died["syscall"])))
-    if len(exec_lost):
-        reasons.append(_reason(
-            "lost_after_exec", WARNING, len(exec_lost),
-            f"{len(exec_lost)} threads were no longer captured after execve (a proc.name "
-            "filter stops matching once a child execs another program)",
-            "to follow children, filter on the process tree (e.g. proc.apid=PID or "
-            "proc.pid=PID) instead of proc.name", per_syscall=_per(exec_lost["syscall"])))
-    rest_end = at_end.drop(exec_lost.index)
-    if len(rest_end):
-        reasons.append(_reason(
-            "in_flight_at_end", WARNING, len(rest_end),
-            f"{len(rest_end)} syscalls were still running when the capture stopped",
-            "stop the capture after the traced process has exited",
-            per_syscall=_per(rest_end["syscall"])))
+    def seen(df):
+        t.add_frame(df)
+        return filter_frame(df, proc, pid, tid)
 
-    unp_exit = sc[_has(sc, "unpaired_exit")]
-    start = unp_exit[_has(unp_exit, "capture_start")]
-    lost = unp_exit.drop(start.index)
-    if len(lost):
-        reasons.append(_reason(
-            "unpaired_exit", INSUFFICIENT, len(lost),
-            f"{len(lost)} syscall exits have no enter in the middle of a thread: events were "
-            "lost (their arguments are missing)",
-            "capture with a larger buffer or a tighter filter to avoid drops",
-            per_syscall=_per(lost["syscall"])))
-    if len(start):
-        reasons.append(_reason(
-            "started_mid_syscall", WARNING, len(start),
-            f"{len(start)} threads were inside a syscall when the capture started (its "
-            "result is logged, its arguments are not)",
-            "start the capture before the traced process", per_syscall=_per(start["syscall"])))
+    for log in build_batches((seen(df) for df in frames), arch=arch):
+        t.add_log(log)
+    return t.result(manifest)
 
-    named = sc[_has(sc, "named_from_nr")]
-    if len(named):
-        reasons.append(_reason(
-            "unknown_to_sysdig", WARNING, len(named),
-            f"{len(named)} syscalls are unknown to this sysdig (`<unknown>`); named from "
-            f"their {log.attrs.get('arch')} syscall number",
-            "none needed for the log; a newer driver knows them",
-            per_syscall=_per(named["syscall"])))
-    unknown = sc[sc["syscall"].isin(["<unknown>", "syscall"])]
-    if len(unknown):
-        printed = frame.attrs.get("format") in ("text", "json")
-        reasons.append(_reason(
-            "unknown_syscall", INSUFFICIENT, len(unknown),
-            f"{len(unknown)} syscalls are unknown to the driver and have no number to name them",
-            # sysdig's text and JSON print `<unknown>` without the number the scap file holds
-            "read the .scap file itself: sysdig's text and JSON do not print the number"
-            if printed else
-            "give the capture's architecture (--arch) so the syscall number names them"))
 
-    if frame.attrs.get("buffers", "raw") != "raw":
-        outs = sc[sc["buffers"].map(lambda bs: any(b["output"] for b in bs)).astype(bool)]
-        if len(outs):
+class Tally:
+    """What the verdict needs from a frame and its log, summed frame by frame: counts per
+    reason and syscall (with where each syscall first shows, for the order of ties), per
+    thread, exit statuses, gaps between event numbers."""
+
+    def __init__(self):
+        self.events = self.drop_events = self.gaps = self.gap_events = 0
+        self.last_num = None
+        self.attrs: dict = {}
+        self.log_attrs: dict = {}
+        self.per: dict[str, dict] = {}  # reason -> syscall -> [count, first]
+        self.n = dict.fromkeys(("sc", "exits", "trunc_total", "unknown", "no_nr"), 0)
+        self.need = self.have = None
+        self.threads: set = set()
+        self.per_thread: dict = {}  # tid -> [seq of the last record, proc_name, records, incomplete]
+        self.exit_status: dict = {}  # tid -> (first, last, res)
+        self.rows = 0
+        self.vocab: list = []  # this log frame's syscall names (codes index it)
+
+    def add_frame(self, frame: pd.DataFrame) -> None:
+        nums = frame["evt_num"].to_numpy()
+        if self.last_num is not None and len(nums):
+            nums = np.concatenate([[self.last_num], nums])
+        steps = nums[1:] - nums[:-1] if len(nums) > 1 else nums[:0]
+        gaps = steps[steps > 1]
+        self.gaps += len(gaps)
+        self.gap_events += int((gaps - 1).sum())
+        if len(nums):
+            self.last_num = nums[-1]
+        self.events += len(frame)
+        types = frame["evt_type"]
+        self.drop_events += int((types == "drop").sum()) if len(frame) else 0
+        self.attrs = dict(frame.attrs)
+
+    def _count(self, reason: str, codes: np.ndarray, first: np.ndarray) -> None:
+        """Add records (their syscall name codes into self.vocab, where each begins)."""
+        per = self.per.setdefault(reason, {})
+        if not len(codes):
+            return
+        u, inv = np.unique(codes, return_inverse=True)
+        cnt = np.bincount(inv)
+        lo = np.full(len(u), np.inf)
+        np.minimum.at(lo, inv, first)
+        for code, c, f in zip(u.tolist(), cnt.tolist(), lo.tolist()):
+            name = self.vocab[code]
+            old = per.get(name)
+            per[name] = [c, f] if old is None else [old[0] + c, min(old[1], f)]
+
+    def add_log(self, log: pd.DataFrame) -> None:
+        self.log_attrs = dict(log.attrs)
+        n = len(log)
+        if not n:
+            return
+        t = pa.Table.from_pandas(log[["kind", "syscall", "flags", "buffers"]],
+                                 preserve_index=False)
+        tid = log["thread_tid"].to_numpy()
+        self.threads.update(np.unique(tid).tolist())
+        ev = log["evt_num"].to_numpy(dtype="float64", na_value=np.nan)
+        en = log["enter_evt_num"].to_numpy(dtype="float64", na_value=np.nan)
+        # where a record begins: its first event, then its place in the stream
+        first = np.where(np.isnan(en), ev, en) * 1e6 + (self.rows + np.arange(n)) % 1e6
+        first = np.where(np.isnan(first), self.rows + np.arange(n), first)
+        self.rows += n
+        sc = (log["kind"] == "syscall").to_numpy()
+        d = pa.chunked_array(t.column("syscall")).combine_chunks().dictionary_encode()
+        self.vocab = d.dictionary.to_pylist() + [None]
+        names = d.indices.fill_null(len(self.vocab) - 1).to_numpy().astype(np.int64)
+        fl = _list_masks(t.column("flags"), n)
+        exits = sc & ~np.isnan(ev)
+        res_na = log["res"].isna().to_numpy()
+        self.n["sc"] += int(sc.sum())
+        self.n["exits"] += int(exits.sum())
+        nores = exits & res_na
+        self._count("no_return_value", names[nores], first[nores])
+
+        trunc = sc & fl("truncated_buffer")
+        bufs = pa.chunked_array(t.column("buffers")).combine_chunks()
+        parent = pc.list_parent_indices(bufs).to_numpy()
+        flat = bufs.flatten()
+        out = flat.field("output").to_numpy(zero_copy_only=False).astype(bool)
+        cap = flat.field("captured_len").to_numpy(zero_copy_only=False).astype("float64")
+        rep = flat.field("reported_len").to_numpy(zero_copy_only=False)
+        has_out = np.zeros(n, dtype=bool)
+        has_out[parent[out]] = True
+        self.n["trunc_total"] += int((sc & has_out).sum())
+        self._count("printed_buffers", names[sc & has_out], first[sc & has_out])
+        in_trunc = trunc[parent] & out
+        need = in_trunc & ~np.isnan(rep) & (cap < np.nan_to_num(rep, nan=-1))
+        if need.any():
+            self.need = max(self.need or 0, int(np.nanmax(rep[need])))
+        have = cap[in_trunc].astype("float64")
+        if np.isfinite(have).any():  # (printed cut buffers have no captured length)
+            self.have = max(self.have or 0, int(np.nanmax(have)))
+        self._count("truncated_buffer", names[trunc], first[trunc])
+        nowb = sc & fl("no_write_back")
+        self._count("no_write_back", names[nowb], first[nowb])
+
+        unp = sc & fl("unpaired_enter")
+        died = unp & fl("thread_died")
+        at_end = unp & fl("capture_end")
+        execs = [i for i, v in enumerate(self.vocab) if v in ("execve", "execveat")]
+        exec_lost = at_end & np.isin(names, execs)
+        for reason, m in (("unpaired_enter", unp & ~died & ~at_end), ("thread_died", died),
+                          ("lost_after_exec", exec_lost), ("in_flight_at_end", at_end & ~exec_lost)):
+            self._count(reason, names[m], first[m])
+        unx = sc & fl("unpaired_exit")
+        start = unx & fl("capture_start")
+        self._count("unpaired_exit", names[unx & ~start], first[unx & ~start])
+        self._count("started_mid_syscall", names[start], first[start])
+        named = sc & fl("named_from_nr")
+        self._count("unknown_to_sysdig", names[named], first[named])
+        unknown = [i for i, v in enumerate(self.vocab) if v in ("<unknown>", "syscall")]
+        self.n["unknown"] += int((sc & np.isin(names, unknown)).sum())
+        self.n["no_nr"] += int((sc & log["nr"].isna().to_numpy()).sum())
+
+        from .api import INCOMPLETE  # the replayer's own rule for a complete record
+
+        bad = np.zeros(n, dtype=bool)
+        for f in INCOMPLETE:
+            bad |= fl(f)
+        seq = log["seq"].to_numpy()
+        pname = log["proc_name"]
+        idx = np.flatnonzero(sc)
+        g = pd.DataFrame({"tid": tid[idx], "seq": seq[idx], "bad": bad[idx], "i": idx})
+        agg = g.groupby("tid", sort=False).agg(records=("seq", "size"), bad=("bad", "sum"),
+                                               last=("seq", "max"))
+        at_last = g.loc[g.groupby("tid", sort=False)["seq"].idxmax(), ["tid", "i"]]
+        last_i = dict(zip(at_last["tid"].tolist(), at_last["i"].tolist()))
+        for x, r, b, s in zip(agg.index.tolist(), agg["records"].tolist(), agg["bad"].tolist(),
+                              agg["last"].tolist()):
+            old = self.per_thread.get(x)
+            v = pname.iloc[last_i[x]]
+            v = None if pd.isna(v) else v
+            if old is None:
+                self.per_thread[x] = [s, v, r, int(b)]
+            else:
+                old[2] += r
+                old[3] += int(b)
+                if s > old[0]:
+                    old[0], old[1] = s, v
+        pe = np.flatnonzero(~sc & (log["kind"] == "procexit").to_numpy())
+        res = log["res"].iloc[pe]
+        for x, f, r, na in zip(tid[pe].tolist(), first[pe].tolist(),
+                               res.to_numpy(dtype="int64", na_value=0).tolist(),
+                               res.isna().tolist()):
+            r = None if na else r
+            old = self.exit_status.get(x)
+            if old is None:
+                self.exit_status[x] = (f, f, r)
+            elif f >= old[1]:
+                self.exit_status[x] = (old[0], f, r)
+
+    def _per(self, reason: str) -> dict[str, int]:
+        items = sorted(self.per.get(reason, {}).items(), key=lambda kv: (-kv[1][0], kv[1][1]))
+        return {str(k): int(v[0]) for k, v in items}
+
+    def _total(self, reason: str) -> int:
+        return sum(v[0] for v in self.per.get(reason, {}).values())
+
+    def result(self, manifest=None) -> dict:
+        """The verdict, with its reasons."""
+        n_sc, n_exits = self.n["sc"], self.n["exits"]
+        arch = self.log_attrs.get("arch")
+        reasons = []
+
+        if not n_sc:
             reasons.append(_reason(
-                "printed_buffers", INSUFFICIENT, len(outs),
-                f"{len(outs)} syscalls wrote buffers that this input holds only as sysdig "
+                "no_syscalls", INSUFFICIENT, 0, "the capture holds no syscall of the traced process",
+                "check the capture's filter (e.g. proc.name) and that the process ran while "
+                "sysdig was capturing"))
+        nores = self._total("no_return_value")
+        if nores:
+            per = self._per("no_return_value")
+            newer = _dedicated_in_current_driver(per)
+            newest = versions.pairs()[-1]
+            reasons.append(_reason(
+                "no_return_value", INSUFFICIENT, nores,
+                f"{nores} of {n_exits} syscall exits "
+                f"({100.0 * nores / n_exits:.1f} %) carry no return value: the driver "
+                "records these syscalls as generic `syscall` events, which have none",
+                (f"the current driver (scap {newest.driver}, sysdig {newest.sysdig}) has events "
+                 f"with a return "
+                 f"value for {', '.join(newer)}; " if newer else "")
+                + f"no sysdig option restores {'the others' if newer else 'them'}: capture with "
+                "sysdig-kit's replay-complete driver (the default build for scap 0.23.2: board "
+                "profile sysdig.driver_patches: default, docs/replay-complete.md; generic exits "
+                "get `res`), or record them with your own hook (sysdig-kit decode-hooklog); if "
+                "the replay does not need them, exclude them with a filter (evt.type!=...)",
+                total=n_exits, per_syscall=per))
+
+        trunc = self._total("truncated_buffer")
+        cut = self.attrs.get("buffers") == "printed_cut"
+        if trunc and not cut:  # printed_cut: sysdig's print length hides the snaplen
+            snaplen = self.need
+            reasons.append(_reason(
+                "truncated_buffer", INSUFFICIENT, trunc,
+                f"{trunc} syscalls had output buffers cut at the snaplen (captured at most "
+                f"{self.have} bytes; the kernel wrote up to {snaplen})",
+                f"capture with -s {snaplen} (the largest buffer the kernel reported)",
+                total=self.n["trunc_total"],
+                per_syscall=self._per("truncated_buffer"), snaplen_needed=snaplen))
+
+        nowb = self._total("no_write_back")
+        if nowb:
+            per = self._per("no_write_back")
+            rc_drivers = _replay_complete_drivers()
+            patched = {n for n in per if any(w.since for w in writeback.of(n))}
+            reasons.append(_reason(
+                "no_write_back", INSUFFICIENT, nowb,
+                f"{nowb} syscalls may have written to the process's memory (struct stat, "
+                "signal masks, ...) and the capture does not hold what they wrote",
+                "; ".join(filter(None, [
+                    (f"the replay-complete driver (scap {', '.join(rc_drivers)}; the default "
+                     "build, board profile sysdig.driver_patches: default, "
+                     "docs/replay-complete.md) records it for "
+                     + ", ".join(sorted(patched))) if patched else "",
+                    ("no sysdig driver records it for " + ", ".join(sorted(set(per) - patched))
+                     + ": let the replay execute them, or hook them") if set(per) - patched else "",
+                ])),
+                total=n_exits, per_syscall=per))
+
+        for code, severity, detail, remedy in (
+            ("unpaired_enter", INSUFFICIENT,
+             "{n} syscall enters have no exit although the thread went on: events were lost",
+             "capture with a larger buffer or a tighter filter to avoid drops"),
+            ("thread_died", WARNING,
+             "{n} threads died inside a syscall (no result exists to replay)",
+             "none needed: the syscall never returned"),
+            ("lost_after_exec", WARNING,
+             ("{n} threads were no longer captured after execve (a proc.name filter stops "
+             "matching once a child execs another program)"),
+             ("to follow children, filter on the process tree (e.g. proc.apid=PID or "
+             "proc.pid=PID) instead of proc.name")),
+            ("in_flight_at_end", WARNING,
+             "{n} syscalls were still running when the capture stopped",
+             "stop the capture after the traced process has exited"),
+            ("unpaired_exit", INSUFFICIENT,
+             ("{n} syscall exits have no enter in the middle of a thread: events were lost "
+             "(their arguments are missing)"),
+             "capture with a larger buffer or a tighter filter to avoid drops"),
+            ("started_mid_syscall", WARNING,
+             ("{n} threads were inside a syscall when the capture started (its result is logged, "
+             "its arguments are not)"), "start the capture before the traced process"),
+            ("unknown_to_sysdig", WARNING,
+             ("{n} syscalls are unknown to this sysdig (`<unknown>`); named from their {arch} "
+             "syscall number"), "none needed for the log; a newer driver knows them"),
+        ):
+            n = self._total(code)
+            if n:
+                reasons.append(_reason(code, severity, n, detail.format(n=n, arch=arch), remedy,
+                                       per_syscall=self._per(code)))
+        if self.n["unknown"]:
+            n = self.n["unknown"]
+            printed = self.attrs.get("format") in ("text", "json")
+            reasons.append(_reason(
+                "unknown_syscall", INSUFFICIENT, n,
+                f"{n} syscalls are unknown to the driver and have no number to name them",
+                # sysdig's text and JSON print `<unknown>` without the number the scap holds
+                "read the .scap file itself: sysdig's text and JSON do not print the number"
+                if printed else
+                "give the capture's architecture (--arch) so the syscall number names them"))
+
+        outs = self._total("printed_buffers")
+        if self.attrs.get("buffers", "raw") != "raw" and outs:
+            reasons.append(_reason(
+                "printed_buffers", INSUFFICIENT, outs,
+                f"{outs} syscalls wrote buffers that this input holds only as sysdig "
                 "printed them (non-printable bytes as '.'"
-                + (f"; {len(trunc)} cut, at the snaplen or at sysdig's print length"
+                + (f"; {trunc} cut, at the snaplen or at sysdig's print length"
                    if cut else "") + "), not their bytes",
                 "read the .scap file itself, or sysdig's output with -b (base64) in the kit "
                 "format (sysdig_kit.read.text.KIT_SYSDIG_ARGS)",
-                per_syscall=_per(outs["syscall"])))
+                per_syscall=self._per("printed_buffers")))
 
-    nums = frame["evt_num"].to_numpy()
-    steps = nums[1:] - nums[:-1] if len(nums) > 1 else nums[:0]
-    gaps = steps[steps > 1]
-    if len(gaps):
-        # sysdig itself numbers events it never shows (seen in real captures), so a gap is
-        # a warning: the events may be internal ones, or the frame may have been filtered.
-        reasons.append(_reason(
-            "evt_num_gaps", WARNING, len(gaps),
-            f"{len(gaps)} gaps in evt_num ({int((gaps - 1).sum())} event numbers not in the "
-            "frame: events sysdig numbers but does not show, or a filtered frame)",
-            "read the whole capture, unfiltered (filter the log instead, --proc/--pid/--tid)"))
+        if self.gaps:
+            # sysdig itself numbers events it never shows (seen in real captures), so a gap is
+            # a warning: the events may be internal ones, or the frame may have been filtered.
+            reasons.append(_reason(
+                "evt_num_gaps", WARNING, self.gaps,
+                f"{self.gaps} gaps in evt_num ({self.gap_events} event numbers not in the "
+                "frame: events sysdig numbers but does not show, or a filtered frame)",
+                "read the whole capture, unfiltered (filter the log instead, --proc/--pid/--tid)"))
 
-    drop_events = int((frame["evt_type"].astype(str) == "drop").sum())
-    mdrops = manifest_drops(manifest)
-    if drop_events or mdrops:
-        reasons.append(_reason(
-            "drops", INSUFFICIENT, max(drop_events, mdrops or 0),
-            f"the driver dropped events ({drop_events} drop events in the capture"
-            + (f", {mdrops} drops in the manifest" if mdrops is not None else "") + ")",
-            "capture with a larger driver buffer, a tighter filter, or a lower snaplen"))
+        drop_events = self.drop_events
+        mdrops = manifest_drops(manifest)
+        if drop_events or mdrops:
+            reasons.append(_reason(
+                "drops", INSUFFICIENT, max(drop_events, mdrops or 0),
+                f"the driver dropped events ({drop_events} drop events in the capture"
+                + (f", {mdrops} drops in the manifest" if mdrops is not None else "") + ")",
+                "capture with a larger driver buffer, a tighter filter, or a lower snaplen"))
 
-    if log.attrs.get("arch") is None and len(sc):
-        reasons.append(_reason(
-            "no_arch", WARNING, int(sc["nr"].isna().sum()),
-            "the capture does not say its architecture: syscall numbers are missing",
-            "give --arch arm64 (or x86_64)"))
+        if arch is None and n_sc:
+            reasons.append(_reason(
+                "no_arch", WARNING, self.n["no_nr"],
+                "the capture does not say its architecture: syscall numbers are missing",
+                "give --arch arm64 (or x86_64)"))
 
-    for w in frame.attrs.get("warnings") or []:
-        reasons.append(_reason("reader_warning", WARNING, 1, str(w), "see the reader's message"))
+        for w in self.attrs.get("warnings") or []:
+            reasons.append(_reason("reader_warning", WARNING, 1, str(w), "see the reader's message"))
 
-    verdict = INSUFFICIENT if any(r["severity"] == INSUFFICIENT for r in reasons) else "sufficient"
-    procexits = log[log["kind"] == "procexit"]
-    from .api import INCOMPLETE  # the replayer's own rule for a complete record
-
-    bad = sc["flags"].map(lambda f: bool(INCOMPLETE.intersection(f))).astype(bool)
-    per_thread = {
-        str(tid): {"proc_name": None if pd.isna(g["proc_name"].iloc[-1]) else g["proc_name"].iloc[-1],
-                   "records": len(g), "incomplete": int(bad[g.index].sum())}
-        for tid, g in sc.groupby("thread_tid")}
-    return {
-        "verdict": verdict,
-        "source": frame.attrs.get("source"),
-        "arch": log.attrs.get("arch"),
-        "era": log.attrs.get("era"),
-        "events": len(frame),
-        "syscall_records": len(sc),
-        "syscall_exits": len(exits),
-        "threads": int(log["thread_tid"].nunique()),
-        "exit_status": {str(t): (None if pd.isna(r) else int(r))
-                        for t, r in zip(procexits["thread_tid"], procexits["res"])},
-        "manifest_drops": mdrops,
-        "per_thread": per_thread,
-        "reasons": reasons,
-    }
+        verdict = INSUFFICIENT if any(r["severity"] == INSUFFICIENT for r in reasons) else "sufficient"
+        per_thread = {str(t): {"proc_name": v[1], "records": v[2], "incomplete": v[3]}
+                      for t, v in sorted(self.per_thread.items())}
+        status = sorted(self.exit_status.items(), key=lambda kv: kv[1][0])
+        return {
+            "verdict": verdict,
+            "source": self.attrs.get("source"),
+            "arch": arch,
+            "era": self.log_attrs.get("era"),
+            "events": self.events,
+            "syscall_records": n_sc,
+            "syscall_exits": n_exits,
+            "threads": len(self.threads),
+            "exit_status": {str(t): v[2] for t, v in status},
+            "manifest_drops": mdrops,
+            "per_thread": per_thread,
+            "reasons": reasons,
+        }
 
 
 def render(result: dict) -> str:

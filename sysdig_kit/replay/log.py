@@ -72,6 +72,11 @@ def make_log(rows: list[dict], **header) -> pd.DataFrame:
     return _to_frame(table, {"format": FORMAT, "version": FORMAT_VERSION, **header})
 
 
+def make_log_table(table: pa.Table, **header) -> pd.DataFrame:
+    """A log frame from an Arrow table of SCHEMA and header fields (arch, source, ...)."""
+    return _to_frame(table, {"format": FORMAT, "version": FORMAT_VERSION, **header})
+
+
 def _header(df: pd.DataFrame) -> dict:
     h = {"format": FORMAT, "version": FORMAT_VERSION}
     h.update({k: v for k, v in df.attrs.items() if k not in h})
