@@ -371,7 +371,8 @@ def _fold_replay(result, capture, log, board, cmd, timeout) -> dict:
         raise KitError("--replay needs the command after --: check CAPTURE --replay -- CMD ARGS")
     with tempfile.TemporaryDirectory() as tmp:
         jl = write(log, Path(tmp) / "log.jsonl")
-        _, summary = _run_replay(jl, cmd, board, Path(tmp) / "summary.json", timeout, False)
+        _, summary = _run_replay(jl, cmd, board, Path(tmp) / "summary.json", timeout, False,
+                                 out_to_stderr=True)
     result["replay"] = summary
     if summary is None or summary["outcome"] != "replayed":
         rep = (summary or {}).get("report") or {}
@@ -394,14 +395,15 @@ def _fold_replay(result, capture, log, board, cmd, timeout) -> dict:
     return result
 
 
-def _run_replay(log, cmd, board, json_out, timeout, keep_vdso):
+def _run_replay(log, cmd, board, json_out, timeout, keep_vdso, out_to_stderr=False):
     from .replayer import host
 
     if board in (None, "local"):
-        return host.replay_here(log, cmd, json_out, timeout, keep_vdso)
+        return host.replay_here(log, cmd, json_out, timeout, keep_vdso, out_to_stderr)
     from . import profiles
 
-    return host.replay_board(profiles.load(board), log, cmd, json_out, timeout, keep_vdso)
+    return host.replay_board(profiles.load(board), log, cmd, json_out, timeout, keep_vdso,
+                             out_to_stderr=out_to_stderr)
 
 
 @main.command("replay", context_settings={"ignore_unknown_options": True})

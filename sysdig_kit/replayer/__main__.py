@@ -19,10 +19,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--json", dest="json_out", default=None, help="write the summary here")
     r.add_argument("--keep-vdso", action="store_true", help="do not hide the vDSO")
     r.add_argument("--timeout", type=float, default=600)
+    r.add_argument("--cwd", default=None, help="run CMD in this directory (as recorded)")
     la = sub.add_parser("launch", help="start CMD for a capture (vDSO hidden, no ASLR)")
     la.add_argument("--pidfile", default=None)
     la.add_argument("--go", default=None, help="wait until this file exists before the exec")
     la.add_argument("--keep-vdso", action="store_true")
+    la.add_argument("--cwd", default=None, help="run CMD in this directory")
     return p
 
 
@@ -69,7 +71,8 @@ def main(argv=None) -> int:
     if args.verb == "launch":
         from .launcher import launch
         try:
-            return launch(_cmd(args), args.pidfile, args.go, hide_vdso=not args.keep_vdso)
+            return launch(_cmd(args), args.pidfile, args.go, hide_vdso=not args.keep_vdso,
+                          cwd=args.cwd)
         except (OSError, TimeoutError) as exc:
             print(f"sysdig-kit launch: error: {exc}", file=sys.stderr)
             return 2
@@ -77,7 +80,7 @@ def main(argv=None) -> int:
     cmd = _cmd(args)
     try:
         rep = Replayer(Log.open(args.log), cmd, hide_vdso=not args.keep_vdso,
-                       timeout=args.timeout)
+                       timeout=args.timeout, cwd=args.cwd)
     except (LogError, ValueError, OSError) as exc:
         print(f"sysdig-kit replay: error: {exc}", file=sys.stderr)
         return 2

@@ -116,7 +116,8 @@ def _signed(v: int) -> int:
 
 class Replayer:
     def __init__(self, log: Log, argv: list[str], arch: str | None = None,
-                 hide_vdso: bool = True, no_aslr: bool = True, timeout: float = 600):
+                 hide_vdso: bool = True, no_aslr: bool = True, timeout: float = 600,
+                 cwd: str | None = None):
         self.log, self.argv = log, argv
         self.arch_name = arch or log.arch or pt.host_arch()
         if self.arch_name != pt.host_arch():
@@ -124,7 +125,7 @@ class Replayer:
         self.arch = pt.ARCHS[self.arch_name]
         self.policy = Policy(self.arch_name)
         self.write_back = write_back()
-        self.hide_vdso, self.no_aslr, self.timeout = hide_vdso, no_aslr, timeout
+        self.hide_vdso, self.no_aslr, self.timeout, self.cwd = hide_vdso, no_aslr, timeout, cwd
         self.root_rec = log.root()
         self.threads: dict[int, Thread] = {}
         self.pidmap: dict[int, int] = {}  # recorded pid -> replayed pid
@@ -154,6 +155,9 @@ class Replayer:
                 os.close(r)
                 if self.no_aslr:
                     pt.personality(pt.ADDR_NO_RANDOMIZE)
+                if self.cwd:  # where the recording ran: getcwd and PWD must be the same
+                    os.chdir(self.cwd)
+                    os.environ["PWD"] = self.cwd
                 os.execv(path, self.argv)
             except BaseException as exc:  # noqa: BLE001 (report, never return into the tracer)
                 os.write(2, f"sysdig-kit replay: cannot run {self.argv[0]}: {exc}\n".encode())

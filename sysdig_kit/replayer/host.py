@@ -19,6 +19,7 @@ from pathlib import Path
 from ..errors import KitError
 from .policy import ship_files
 
+BOARD_CWD = "/root"  # where CMD runs on a board, recording and replay alike
 PACKAGE = "skreplayer"  # the replayer's name on a board (sysdig_kit itself needs pandas)
 
 
@@ -63,12 +64,14 @@ def vdso_warning(capture) -> str | None:
 # --- this machine ---------------------------------------------------------------------------
 
 def replay_here(log: Path, argv: list[str], json_out: Path, timeout: float = 600,
-                keep_vdso: bool = False) -> tuple[int, dict | None]:
-    """Run the replayer on this machine; the command's stdout/stderr are ours."""
+                keep_vdso: bool = False, out_to_stderr: bool = False) -> tuple[int, dict | None]:
+    """Run the replayer on this machine; the command's stdout/stderr are ours (its stdout goes
+    to our stderr with out_to_stderr: `check --json` keeps stdout for the verdict)."""
     cmd = [sys.executable, "-m", "sysdig_kit.replayer", "replay", str(log), "--json",
            str(json_out), "--timeout", str(timeout), *(["--keep-vdso"] if keep_vdso else []),
            "--", *argv]
-    rc = subprocess.run(cmd, check=False).returncode
+    rc = subprocess.run(cmd, check=False,
+                        stdout=sys.stderr.fileno() if out_to_stderr else None).returncode
     summary = json.loads(json_out.read_text()) if json_out.is_file() else None
     return rc, summary
 
@@ -120,13 +123,14 @@ def _python(base: str) -> list[str]:
     return ["env", f"PYTHONPATH={base}", "python3", "-m", PACKAGE]
 
 
-def _pass_through(conn, job, tmp: Path) -> tuple[bytes, bytes]:
+def _pass_through(conn, job, tmp: Path, out_to_stderr: bool = False) -> tuple[bytes, bytes]:
     """The job's stdout and stderr, as bytes, copied to ours."""
     out = conn.pull(f"{job.dir}/stdout", tmp / "stdout").read_bytes()
     err = conn.pull(f"{job.dir}/stderr", tmp / "stderr").read_bytes()
-    sys.stdout.flush()
-    sys.stdout.buffer.write(out)
-    sys.stdout.buffer.flush()
+    dest = sys.stderr if out_to_stderr else sys.stdout
+    dest.flush()
+    dest.buffer.write(out)
+    dest.buffer.flush()
     sys.stderr.flush()
     sys.stderr.buffer.write(err)
     sys.stderr.buffer.flush()
@@ -134,7 +138,8 @@ def _pass_through(conn, job, tmp: Path) -> tuple[bytes, bytes]:
 
 
 def replay_board(profile, log: Path, argv: list[str], json_out: Path, timeout: float = 600,
-                 keep_vdso: bool = False, boot: bool = False) -> tuple[int, dict | None]:
+                 keep_vdso: bool = False, boot: bool = False,
+                 out_to_stderr: bool = False) -> tuple[int, dict | None]:
     """Run the replayer on the board: push the log, run, pass the command's output through."""
     from .. import board
     from ..board.platforms import install_dir
@@ -146,18 +151,22 @@ def replay_board(profile, log: Path, argv: list[str], json_out: Path, timeout: f
         try:
             conn.push(log, f"{d}/log.jsonl")
             cmd = [*_python(base), "replay", f"{d}/log.jsonl", "--json", f"{d}/summary.json",
-                   "--timeout", str(timeout), *(["--keep-vdso"] if keep_vdso else []), "--", *argv]
+                   "--timeout", str(timeout), "--cwd", BOARD_CWD,
+                   *(["--keep-vdso"] if keep_vdso else []), "--", *argv]
             job = conn.background(cmd, log_dir=f"{d}/job")
             rc = job.wait(timeout + 60)
             if rc is None:
                 job.stop(10)
                 raise KitError(f"{conn.where}: the replayer did not finish in {timeout + 60:.0f} s")
             with tempfile.TemporaryDirectory() as tmp:
-                _pass_through(conn, job, Path(tmp))
+                out, err = _pass_through(conn, job, Path(tmp), out_to_stderr)
                 res = conn.sh(f"cat {d}/summary.json 2>/dev/null", timeout=30, check=False)
             summary = json.loads(res.stdout) if res.stdout.strip() else None
             if summary is not None:
+                summary["stdout_sha256"] = hashlib.sha256(out).hexdigest()
+                summary["stderr_sha256"] = hashlib.sha256(err).hexdigest()
                 json_out.write_text(json.dumps(summary, indent=1))
+            replay_board.output = (out, err)  # for callers that compare bytes (the tests)
             return rc, summary
         finally:
             conn.run(["rm", "-rf", d], timeout=30, check=False)
@@ -182,6 +191,7 @@ def capture_command(argv: list[str], output, profile=None, snaplen: int = 65536,
             py = _python(base)
             d = conn.sh("mktemp -d /tmp/sysdig-kit-launch-XXXXXX", timeout=30).stdout.strip()
         job = conn.background([*py, "launch", "--pidfile", f"{d}/pid", "--go", f"{d}/go",
+                               *(["--cwd", BOARD_CWD] if profile is not None else []),
                                *(["--keep-vdso"] if keep_vdso else []), "--", *argv],
                               log_dir=f"{d}/job")
         pid = None
@@ -218,4 +228,5 @@ def capture_command(argv: list[str], output, profile=None, snaplen: int = 65536,
         "stdout_sha256": hashlib.sha256(out).hexdigest(), "stdout_bytes": len(out),
         "stderr_sha256": hashlib.sha256(err).hexdigest(), "stderr_bytes": len(err)}
     res.manifest_path.write_text(json.dumps(res.manifest, indent=2) + "\n")
+    res.output = (out, err)
     return res

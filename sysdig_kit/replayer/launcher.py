@@ -20,7 +20,8 @@ OPTIONS = pt.O_TRACECLONE | pt.O_TRACEFORK | pt.O_TRACEVFORK | pt.O_TRACEEXEC | 
 
 
 def launch(argv: list[str], pidfile: str | None = None, go: str | None = None,
-           hide_vdso: bool = True, no_aslr: bool = True, go_timeout: float = 120) -> int:
+           hide_vdso: bool = True, no_aslr: bool = True, go_timeout: float = 120,
+           cwd: str | None = None) -> int:
     path = _which(argv[0])
     r, w = os.pipe()
     pid = os.fork()
@@ -31,6 +32,9 @@ def launch(argv: list[str], pidfile: str | None = None, go: str | None = None,
             os.close(r)
             if no_aslr:
                 pt.personality(pt.ADDR_NO_RANDOMIZE)
+            if cwd:  # the replay runs it here too: getcwd and PWD must be the same
+                os.chdir(cwd)
+                os.environ["PWD"] = cwd
             os.execv(path, argv)
         except BaseException as exc:  # noqa: BLE001
             os.write(2, f"sysdig-kit launch: cannot run {argv[0]}: {exc}\n".encode())

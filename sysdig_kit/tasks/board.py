@@ -1,4 +1,4 @@
-"""Board tasks: board-up, board-down, board-reset, deploy, undeploy, capture, demo.
+"""Board tasks: board-up, board-down, board-reset, deploy, undeploy, capture, demo, record, replay.
 
 Thin wrappers over sysdig_kit (the same functions serve the CLI and notebooks). The board is
 `--board NAME`, else $SYSDIG_KIT_BOARD, else sysdig_kit.profiles.default_board().
@@ -118,3 +118,43 @@ def demo(c, board=None, out=paths.OUT, boot=False):
     res = _capture.capture_session(_profile(board), _capture.DEMO_SESSION, f"{out}/zsh.scap",
                                    boot=boot)
     print(f"capture {res.path}: {res.manifest['stats']}")
+
+
+@task(help={"cmd": "the command to record, one string (split like a shell would, no shell)",
+            "output": "local .scap path", "board": "board profile",
+            "snaplen": "bytes of buffers kept (a replay needs every byte read)"})
+@kit_errors
+def record(c, cmd, output="out/cmd.scap", board=None, snaplen=65536):
+    """`sysdig-kit capture -- CMD` on the board: CMD from its first instruction, its children,
+    vDSO hidden, its stdout/stderr passed through, its exit status in the manifest."""
+    import shlex
+
+    from sysdig_kit.replayer.host import capture_command
+
+    res = capture_command(shlex.split(cmd), output, profile=_profile(board), snaplen=int(snaplen))
+    print(f"capture {res.path}: exit status {res.manifest['workload']['rc']}")
+
+
+@task(help={"source": "capture or replay log (.scap, .parquet, .jsonl)",
+            "cmd": "the command to replay, one string", "board": "board profile",
+            "json": "write the summary here (default: stderr)"})
+@kit_errors
+def replay(c, source, cmd, board=None, json=None):
+    """`sysdig-kit replay SOURCE --board B -- CMD`: replay the log against CMD on the board."""
+    import shlex
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from sysdig_kit.replayer import host
+    from sysdig_kit.replayer.__main__ import text
+
+    with tempfile.TemporaryDirectory() as tmp:
+        log = host.to_jsonl(source, Path(tmp))
+        _, summary = host.replay_board(_profile(board), log, shlex.split(cmd),
+                                       Path(json or Path(tmp) / "s.json"))
+    if summary is None:
+        sys.exit(2)
+    if not json:
+        print(text(summary), file=sys.stderr)
+    sys.exit(0 if summary["outcome"] == "replayed" else 1)
