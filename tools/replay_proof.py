@@ -86,6 +86,8 @@ def run(profile, out: Path, only=None, log=print) -> dict:
             "capture_seconds": round(t_cap, 1), "replay_seconds": round(t_rep, 1),
         }
         rows.append(row)
+        (out / f"{kind}.json").write_text(json.dumps({"driver": driver, "kind": kind,
+                                                      "workloads": rows}, indent=1) + "\n")
         log(f"{kind} {name}: {row['outcome']} ({row['replayed']}/{row['records']} records, "
             f"stdout identical {row['stdout_identical']}, rc {row['recorded_rc']}->"
             f"{row['replayed_rc']}){'; ' + rep.get('detail', '') if rep else ''}")
