@@ -506,7 +506,7 @@ def fabfile_cmd(folder):
 @click.option("--follow-children", is_flag=True,
               help="also the processes below --proc/--pid (they are renamed once they exec)")
 @click.option("--snaplen", type=int, default=None,
-              help="bytes kept per buffer [default: 4096; 65536 with -- CMD, whose replay "
+              help="bytes kept per buffer [default: 4096; 65000 (sysdig's largest) with -- CMD, whose replay "
                    "needs every byte read]")
 @click.option("--duration", type=float, help="stop after this many seconds")
 @click.option("--count", type=int, help="stop after this many events")
@@ -542,7 +542,7 @@ def capture_cmd(proc, pid, tid, evt_types, raw_filter, follow_children, snaplen,
         from .replayer.host import capture_command
 
         prof = None if board == "local" else profiles.load(board or profiles.default_board())
-        res = capture_command(list(cmd), output, profile=prof, snaplen=snaplen or 65536,
+        res = capture_command(list(cmd), output, profile=prof, snaplen=snaplen or 65000,
                               keep_vdso=keep_vdso, boot=boot)
         sys.exit(res.manifest["workload"]["rc"] or 0)
     snaplen = snaplen or 4096

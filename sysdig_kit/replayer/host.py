@@ -172,7 +172,7 @@ def replay_board(profile, log: Path, argv: list[str], json_out: Path, timeout: f
             conn.run(["rm", "-rf", d], timeout=30, check=False)
 
 
-def capture_command(argv: list[str], output, profile=None, snaplen: int = 65536,
+def capture_command(argv: list[str], output, profile=None, snaplen: int = 65000,
                     keep_vdso: bool = False, quiet: bool = False, boot: bool = False):
     """`sysdig-kit capture -- CMD`: CMD from its first instruction (the launcher seizes it
     before its exec), every process it starts (proc.apid), its stdout/stderr passed through,

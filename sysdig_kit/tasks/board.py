@@ -124,7 +124,7 @@ def demo(c, board=None, out=paths.OUT, boot=False):
             "output": "local .scap path", "board": "board profile",
             "snaplen": "bytes of buffers kept (a replay needs every byte read)"})
 @kit_errors
-def record(c, cmd, output="out/cmd.scap", board=None, snaplen=65536):
+def record(c, cmd, output="out/cmd.scap", board=None, snaplen=65000):
     """`sysdig-kit capture -- CMD` on the board: CMD from its first instruction, its children,
     vDSO hidden, its stdout/stderr passed through, its exit status in the manifest."""
     import shlex
