@@ -62,7 +62,7 @@ def summarize(path, top: int = 10, batch_size: int = 1_000_000, **read_kw) -> di
 def _when(ns) -> str:
     if ns is None:
         return "-"
-    t = dt.datetime.fromtimestamp(ns // 1_000_000_000, dt.timezone.utc)
+    t = dt.datetime.fromtimestamp(ns // 1_000_000_000, dt.UTC)
     return f"{t:%Y-%m-%d %H:%M:%S}.{ns % 1_000_000_000:09d} UTC"
 
 

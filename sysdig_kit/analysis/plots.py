@@ -3,14 +3,26 @@
 
 from __future__ import annotations
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+
+_MPL = tuple(int(x) for x in matplotlib.__version__.split(".")[:2])
 
 
 def _fig(w=8.0, h=4.5) -> tuple[Figure, object]:
     fig = Figure(figsize=(w, h), layout="constrained")
     return fig, fig.add_subplot()
+
+
+def _hbox(ax, data, labels, **kw) -> None:
+    """Horizontal box plot on any admitted matplotlib: 3.9 renamed labels= to tick_labels=,
+    3.10 replaced vert=False by orientation= (each old name warns in the newer versions)."""
+    if _MPL >= (3, 10):
+        ax.boxplot(data, orientation="horizontal", tick_labels=labels, **kw)
+    else:
+        ax.boxplot(data, vert=False, **{"tick_labels" if _MPL >= (3, 9) else "labels": labels}, **kw)
 
 
 def _note(ax, text: str) -> None:
@@ -38,7 +50,7 @@ def latency(lat: pd.DataFrame, top: int = 12) -> Figure:
         return fig
     names = ok["syscall"].value_counts().index[:top].tolist()
     data = [ok.loc[ok["syscall"] == n, "latency_ns"].astype(float).to_numpy() / 1e3 for n in names]
-    ax.boxplot(data, orientation="horizontal", tick_labels=names, showfliers=True)
+    _hbox(ax, data, names, showfliers=True)
     ax.set_xscale("log")
     ax.set_xlabel("latency (µs, exit - enter)")
     ax.set_title("syscall latency")
@@ -108,8 +120,8 @@ def overhead(results: pd.DataFrame, baseline: str = "none", title: str | None = 
     if not groups:
         _note(ax, "no runs")
         return fig
-    ax.boxplot([g["slowdown"].dropna().to_numpy() for _, g in groups], orientation="horizontal",
-               tick_labels=[f"{w} · {v}" for (_, w, v), _ in groups])
+    _hbox(ax, [g["slowdown"].dropna().to_numpy() for _, g in groups],
+          [f"{w} · {v}" for (_, w, v), _ in groups])
     ax.axvline(1.0, color="gray", linewidth=0.8, linestyle="--")
     s = r["slowdown"].dropna()
     if len(s) and s.min() > 0 and s.max() / s.min() > 10:  # strace next to sysdig: log scale

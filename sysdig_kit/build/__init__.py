@@ -113,7 +113,7 @@ def build(profile: profiles.Profile, force: bool = False) -> Path:
                        "run": "sysdig/bin/sysdig", "layout": bundle.RUN_NOTE},
             "toolchain": toolchain, "builder_image": image, "warnings": warnings,
             "inputs_sha256": inputs_sha,
-            "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "built_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "build_seconds": {"driver": round(t_driver, 1), "userspace": round(t_user, 1),
                               "total": round(time.monotonic() - t0, 1)},
         }
