@@ -14,14 +14,14 @@ for step in tests/setup/00-apt.sh tests/setup/10-python.sh tests/setup/30-docker
   # shellcheck source=/dev/null
   source "$step"
 done
-board="${SYSDIG_KIT_BOARD:-$(python3 -c 'from sysdig_kit import profiles; print(profiles.default_board())')}"
+board="${SYSDIG_KIT_BOARD:-$("$SYSDIG_KIT_VENV/bin/python" -c 'from sysdig_kit import profiles; print(profiles.default_board())')}"
 export SYSDIG_KIT_BOARD="$board"
 out=out
 mkdir -p "$out"
 echo "== board: $board"
 
 # Power the board off again at the end if this script powered it on (board-up does).
-was_up=$(python3 -c 'import sys; from sysdig_kit import board; print(int(board.platform(sys.argv[1]).is_up()))' "$board")
+was_up=$("$SYSDIG_KIT_VENV/bin/python" -c 'import sys; from sysdig_kit import board; print(int(board.platform(sys.argv[1]).is_up()))' "$board")
 if [ "$was_up" = 0 ]; then trap 'fab board-down' EXIT; fi
 
 fab board-up

@@ -13,4 +13,5 @@ for step in tests/setup/[0-9]*.sh; do
   source "$step"
   echo "== setup: $step done in $(( $(date +%s) - start )) s"
 done
-exec python3 -m pytest "$@"
+# the venv tests/setup/10-python.sh made (its bin leads PATH: `sysdig-kit`, `fab` are this checkout's)
+exec "$SYSDIG_KIT_VENV/bin/python" -m pytest "$@"

@@ -1,26 +1,3 @@
-# Debian packages the tests use. `kit_apt_install PKG...` installs the missing ones (apt-get
-# update only then); later setup steps call it for their own packages.
-kit_apt_install() {
-  local p missing=()
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-  done
-  if [ ${#missing[@]} -gt 0 ]; then
-    echo "installing: ${missing[*]}"
-    apt-get update -q
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
-  fi
-}
-# The Debian mirror apt uses, from deb822 sources (current Debian) or sources.list (older);
-# $DEBIAN_MIRROR wins. Missing files are fine: a fresh Debian 12 has no sources.list.
-kit_debian_mirror() {
-  if [ -n "${DEBIAN_MIRROR:-}" ]; then echo "$DEBIAN_MIRROR"; return; fi
-  local f m=""
-  for f in /etc/apt/sources.list.d/*.sources /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-    [ -f "$f" ] || continue
-    m=$(grep -hE '^[[:space:]]*(URIs:|deb )' "$f" | grep -oE 'https?://[^ ]+' | grep -E '/debian/?$' | head -n1) || true
-    [ -n "$m" ] && break
-  done
-  echo "${m:-http://deb.debian.org/debian}"
-}
+# Debian packages the tests use; later setup steps install their own with kit_apt_install.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 kit_apt_install sysdig mmdebstrap arch-test debootstrap strace zsh
