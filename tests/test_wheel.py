@@ -1,11 +1,12 @@
 """A wheel built from the repository, installed in a fresh venv, works with no checkout around:
 board profiles, Dockerfile templates, patch sets, event tables and the Fabric tasks all ship
-in it. The venv (in a temporary folder) sees the system's packages for the dependencies, but
+in it. The venv (in a temporary folder) sees this interpreter's packages for the dependencies, but
 the kit itself comes from the wheel (asserted).
 Runtime ~40 s (the wheel build is most of it; pip fetches setuptools for the isolated build)."""
 
 import os
 import shutil
+import site
 import subprocess
 import sys
 import venv
@@ -40,7 +41,12 @@ def installed(tmp_path_factory):
     # A venv of this run's own (concurrent runs must not share one), made in well under a
     # second: no pip inside, this pip installs into it (--python).
     home = tmp / "venv"
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(home)
+    venv.EnvBuilder(with_pip=False).create(home)
+    # The dependencies: this interpreter's own packages, also when it is itself a venv (as in
+    # tests/run.sh), which system_site_packages would not reach. Plain path entries: no .pth
+    # in them runs, so a checkout's editable install stays out.
+    (site_dir,) = home.glob("lib/python*/site-packages")
+    (site_dir / "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     r = _run([sys.executable, "-m", "pip", "--python", str(home / "bin" / "python"), "install",
               "-q", "--no-deps", str(wheel)], tmp, env)
     assert r.returncode == 0, r.stdout + r.stderr
