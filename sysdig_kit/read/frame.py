@@ -155,11 +155,13 @@ def _out_of_range(ints: dict) -> str:
 def _strings(values, dtype):
     """Text that may hold lone surrogates (undecodable bytes kept by the readers, or JSON
     escapes such as \\udc80): stored with them shown as \\xNN, since Arrow takes UTF-8 only."""
-    try:
-        return pd.array(values, dtype=dtype) if dtype is not object else pd.Index(values)
+    values = list(values)
+    try:  # checked here, not left to pd.array: pandas < 3 stores strings as Python objects and
+        # keeps the surrogates, which Arrow then refuses later (writing a frame or a replay log)
+        "".join(v for v in values if isinstance(v, str)).encode("utf-8")
     except UnicodeEncodeError:
         values = [v if not isinstance(v, str) else _printable(v) for v in values]
-        return pd.array(values, dtype=dtype) if dtype is not object else pd.Index(values)
+    return pd.array(values, dtype=dtype) if dtype is not object else pd.Index(values)
 
 
 def _printable(s: str) -> str:
