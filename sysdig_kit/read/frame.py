@@ -172,6 +172,10 @@ def _printable(s: str) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
+def _chunks(arr) -> list:
+    return arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+
+
 def concat_frames(frames: list[pd.DataFrame], give_back: bool = False) -> pd.DataFrame:
     """One frame from frames of one capture (in order), joined column by column: each
     column's parts are dropped from `frames` as soon as it is joined, so the peak is the
@@ -192,7 +196,8 @@ def concat_frames(frames: list[pd.DataFrame], give_back: bool = False) -> pd.Dat
             codes = np.concatenate([pd.Categorical(a, dtype=DTYPES[col]).codes for a in arrs])
             cols[col] = pd.Categorical.from_codes(codes, dtype=DTYPES[col])
         elif col == "evt_args":
-            chunks = [c for a in arrs for c in pa.chunked_array(a._pa_array).chunks]
+            # pa.array() takes the Arrow data through the public __arrow_array__ protocol (no copy)
+            chunks = [c for a in arrs for c in _chunks(pa.array(a))]
             if len({c.type for c in chunks}) > 1:  # a part too large for 32-bit offsets
                 chunks = [c.cast(pa.large_list(ARG_TYPE)) for c in chunks]
             cols[col] = pd.arrays.ArrowExtensionArray(pa.chunked_array(chunks))

@@ -110,8 +110,9 @@ class Events:
 
 def _arrow(s: pd.Series, typ) -> pa.Array:
     """A column as one Arrow array (no copy when it is one already)."""
-    arr = getattr(s.array, "_pa_array", None)
-    if arr is None:
+    if isinstance(s.dtype, pd.ArrowDtype):  # Arrow-backed: the public protocol, no copy
+        arr = pa.array(s.array)
+    else:
         arr = pa.array(s.astype(object).where(s.notna(), None).tolist(), type=typ)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
