@@ -9,5 +9,6 @@ __version__ = "0.1.0"
 
 # Binding the function after the subpackage is imported keeps `sysdig_kit.read` callable.
 from .read import iter_batches, read
+from .read.typed import events
 
-__all__ = ["__version__", "iter_batches", "read"]
+__all__ = ["__version__", "events", "iter_batches", "read"]

@@ -41,18 +41,19 @@ class OracleError(RuntimeError):
 
 
 @cache
-def run(which: str, path: str, fmt: str = FMT) -> str:
-    """stdout of `sysdig -r path -p fmt` with the `old` or `new` sysdig (OracleError if it
-    refuses the file)."""
+def run(which: str, path: str, fmt: str | None = FMT, filt: str | None = None) -> str:
+    """stdout of `sysdig -r path -p fmt [filt]` with the `old` or `new` sysdig (OracleError if
+    it refuses the file); fmt None: sysdig's default output."""
+    tail = (["-p", fmt] if fmt is not None else []) + ([filt] if filt else [])
     if which == "old":
-        cmd, tmp = [OLD_SYSDIG, "-r", path, "-p", fmt], None
+        cmd, tmp = [OLD_SYSDIG, "-r", path, *tail], None
     else:
         root = sid_root()
         if not (root / "usr/bin/sysdig").exists():
             raise FileNotFoundError(f"no sysdig 0.41.4 chroot at {root} (tests/setup/20-sysdig-sid.sh)")
         tmp = root / "tmp" / f"oracle-{uuid.uuid4().hex}.scap"
         shutil.copyfile(path, tmp)
-        cmd = ["chroot", str(root), "sysdig", "-r", f"/tmp/{tmp.name}", "-p", fmt]
+        cmd = ["chroot", str(root), "sysdig", "-r", f"/tmp/{tmp.name}", *tail]
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=300,
                            check=False)
