@@ -67,11 +67,36 @@ def reader_for(path, fmt: str | None = None):
                    + hint)
 
 
-def read(path, fmt: str | None = None, **kwargs):
-    """Read a whole capture into a pandas DataFrame (schema: docs/frame.md)."""
-    return reader_for(path, fmt).read(Path(path), **kwargs)
+def _select(df, filter, since, until, evt_num):
+    from .filter import apply_filter
+    from .window import window
+
+    if since is not None or until is not None or evt_num is not None:
+        df = window(df, since, until, evt_num)
+    return apply_filter(df, filter)
 
 
-def iter_batches(path, batch_size: int = 1_000_000, fmt: str | None = None, **kwargs):
-    """Yield frames of at most `batch_size` events, for captures larger than memory."""
-    yield from reader_for(path, fmt).iter_batches(Path(path), batch_size=batch_size, **kwargs)
+def read(path, fmt: str | None = None, filter: str | None = None, since=None, until=None,
+         evt_num=None, **kwargs):
+    """Read a whole capture into a pandas DataFrame (schema: docs/frame.md). `filter`: a
+    sysdig filter (read/filter.py); `since`/`until`/`evt_num`: a window (read/window.py)."""
+    df = reader_for(path, fmt).read(Path(path), **kwargs)
+    return _select(df, filter, since, until, evt_num)
+
+
+def iter_batches(path, batch_size: int = 1_000_000, fmt: str | None = None,
+                 filter: str | None = None, since=None, until=None, evt_num=None, **kwargs):
+    """Yield frames of at most `batch_size` events, for captures larger than memory (each
+    batch filtered/windowed as `read` does; offsets count from the first batch's start)."""
+    start = None
+    for df in reader_for(path, fmt).iter_batches(Path(path), batch_size=batch_size, **kwargs):
+        if start is None and len(df):
+            start = int(df["evt_rawtime"].min())
+        if (since is not None or until is not None) and start is not None:
+            from .window import to_ns
+
+            since_ns = to_ns(since, start) if since is not None else None
+            until_ns = to_ns(until, start) if until is not None else None
+            yield _select(df, filter, since_ns, until_ns, evt_num)
+        else:
+            yield _select(df, filter, None, None, evt_num)

@@ -1,0 +1,238 @@
+"""sysdig's filter language on frames: `compile_filter("proc.name=zsh and evt.rawres<0")`.
+
+A small recursive-descent parser (precedence: `not` > `and` > `or`, parentheses) compiled to a
+pandas boolean mask over the frame's columns. Only fields the frame holds are accepted; any
+other is a one-line KitError naming it. Semantics follow libsinsp's: a comparison on a field
+the event does not have (NA, e.g. `evt.rawres` on an enter event) is false, also under `!=`;
+`exists` is true where the field has a value.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from ..errors import KitError
+
+# sysdig field -> (frame column, kind)
+FIELDS = {
+    "evt.num": ("evt_num", "int"),
+    "evt.rawtime": ("evt_rawtime", "int"),
+    "evt.cpu": ("evt_cpu", "int"),
+    "evt.dir": ("evt_dir", "str"),
+    "evt.type": ("evt_type", "str"),
+    "evt.rawres": ("evt_rawres", "int"),
+    "thread.tid": ("thread_tid", "int"),
+    "proc.pid": ("proc_pid", "int"),
+    "proc.name": ("proc_name", "str"),
+    # the event's own `fd` parameter, or the result of an fd-creating call (see _with_fd);
+    # libsinsp's other per-parser choices (dup's oldfd, pipe's first fd, fcntl F_DUPFD of an
+    # fd it does not know) come from its fd table and are not replicated
+    "fd.num": ("fd_num", "int"),
+}
+CMP = ("<=", ">=", "!=", "=", "==", "<", ">")
+WORD_OPS = ("in", "contains", "icontains", "startswith", "endswith", "exists", "pmatch")
+_TOKEN = re.compile(r"""\s*(?:(?P<lp>\()|(?P<rp>\))|(?P<comma>,)|(?P<op><=|>=|!=|==|=|<|>)
+                     |(?P<q>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|(?P<w>[^\s(),=<>!"']+))""",
+                    re.VERBOSE)
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    out, pos = [], 0
+    text = text.strip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            raise KitError(f"filter: cannot parse at {text[pos:pos + 20]!r} (position {pos})")
+        pos = m.end()
+        kind = m.lastgroup
+        val = m.group(kind)
+        if kind == "q":
+            kind, val = "w", re.sub(r"\\(.)", r"\1", val[1:-1])
+            out.append(("q", val))
+            continue
+        out.append((kind, val))
+    return out
+
+
+class _Parser:
+    def __init__(self, text: str, df: pd.DataFrame):
+        self.text, self.df = text, df
+        self.toks = _tokens(text)
+        self.i = 0
+
+    def peek(self, k: int = 0):
+        j = self.i + k
+        return self.toks[j] if j < len(self.toks) else (None, None)
+
+    def take(self):
+        t = self.peek()
+        self.i += 1
+        return t
+
+    def word(self, w: str) -> bool:
+        kind, val = self.peek()
+        return kind == "w" and val.lower() == w
+
+    def parse(self) -> np.ndarray:
+        if not self.toks:
+            raise KitError("filter: empty")
+        m = self.or_()
+        if self.i < len(self.toks):
+            raise KitError(f"filter: unexpected {self.peek()[1]!r} in {self.text!r}")
+        return m
+
+    def or_(self):
+        m = self.and_()
+        while self.word("or"):
+            self.take()
+            m = m | self.and_()
+        return m
+
+    def and_(self):
+        m = self.not_()
+        while self.word("and"):
+            self.take()
+            m = m & self.not_()
+        return m
+
+    def not_(self):
+        if self.word("not"):
+            self.take()
+            return ~self.not_()
+        return self.atom()
+
+    def atom(self):
+        kind, val = self.take()
+        if kind == "lp":
+            m = self.or_()
+            if self.take()[0] != "rp":
+                raise KitError(f"filter: missing ')' in {self.text!r}")
+            return m
+        if kind != "w":
+            raise KitError(f"filter: expected a field, got {val!r} in {self.text!r}")
+        col, ftype = self.field(val)
+        okind, op = self.take()
+        if okind == "op":
+            return self.compare(val, col, ftype, op, self.value())
+        if okind == "w" and op.lower() in WORD_OPS:
+            op = op.lower()
+            if op == "exists":
+                return col.notna().to_numpy(bool)
+            if op in ("in", "pmatch"):
+                return self.member(val, col, ftype, self.values_list())
+            return self.strop(val, col, op, self.value())
+        raise KitError(f"filter: expected an operator after {val}, got {op!r}")
+
+    def field(self, name: str):
+        if name not in FIELDS:
+            known = ", ".join(FIELDS)
+            raise KitError(f"filter: unsupported field {name!r} (this frame's fields: {known})")
+        cname, ftype = FIELDS[name]
+        if cname not in self.df.columns:
+            raise KitError(f"filter: field {name!r} is not known for this capture "
+                           f"(no {cname} column)")
+        return self.df[cname], ftype
+
+    def value(self) -> str:
+        kind, val = self.take()
+        if kind not in ("w", "q"):
+            raise KitError(f"filter: expected a value, got {val!r} in {self.text!r}")
+        return val
+
+    def values_list(self) -> list[str]:
+        if self.take()[0] != "lp":
+            raise KitError(f"filter: 'in' needs a list in parentheses in {self.text!r}")
+        vals = []
+        while True:
+            vals.append(self.value())
+            kind, _ = self.take()
+            if kind == "rp":
+                return vals
+            if kind != "comma":
+                raise KitError(f"filter: expected ',' or ')' in the list in {self.text!r}")
+
+    @staticmethod
+    def _num(field: str, v: str) -> int:
+        try:
+            return int(v, 0)
+        except ValueError:
+            raise KitError(f"filter: {field} takes a number, not {v!r}") from None
+
+    def compare(self, field, col, ftype, op, v) -> np.ndarray:
+        if ftype == "int":
+            x, v = col.astype("Int64"), self._num(field, v)
+        else:
+            x = col.astype("string")
+        res = {"=": x == v, "==": x == v, "!=": x != v, "<": x < v, ">": x > v,
+               "<=": x <= v, ">=": x >= v}[op]
+        return res.fillna(False).to_numpy(bool)
+
+    def member(self, field, col, ftype, vals) -> np.ndarray:
+        if ftype == "int":
+            return col.astype("Int64").isin([self._num(field, v) for v in vals]).fillna(
+                False).to_numpy(bool)
+        return col.astype("string").isin(vals).fillna(False).to_numpy(bool)
+
+    def strop(self, field, col, op, v) -> np.ndarray:
+        s = col.astype("string")
+        if op == "contains":
+            r = s.str.contains(v, regex=False)
+        elif op == "icontains":
+            r = s.str.lower().str.contains(v.lower(), regex=False)
+        elif op == "startswith":
+            r = s.str.startswith(v)
+        else:
+            r = s.str.endswith(v)
+        return r.fillna(False).to_numpy(bool)
+
+
+def _with_fd(df: pd.DataFrame, text: str) -> pd.DataFrame:
+    """Adds fd_num from the events' own `fd` parameter when the filter asks for fd.num."""
+    if "fd.num" not in text or "fd_num" in df.columns:
+        return df
+    from .typed import events
+
+    fd = pd.array([pd.NA] * len(df), dtype="Int64")
+    out = df.copy()
+    pos = pd.Series(np.arange(len(df)), index=df["evt_num"].to_numpy())
+    table = df.attrs.get("event_table")
+    creates = _creates_fd(table) if table else set()
+    for t in df["evt_type"].astype(str).unique():
+        ev = events(df, t)
+        v = ev["fd"].astype("Int64") if "fd" in ev.columns else pd.Series(
+            pd.array([pd.NA] * len(ev), dtype="Int64"))
+        if t in creates or t == "fcntl":
+            # libsinsp: the exit of an fd-creating call refers to the new fd (its result);
+            # fcntl only creates one for F_DUPFD*
+            new = (ev.evt_dir == "<") & (ev.evt_rawres >= 0).fillna(False)
+            if t == "fcntl":
+                new &= ev["cmd"].astype(str).str.startswith("F_DUPFD") if "cmd" in ev else False
+            v = v.where(~new.to_numpy(bool), ev.evt_rawres.astype("Int64"))
+        fd[pos.loc[ev.evt_num.to_numpy()].to_numpy()] = v.array
+    out["fd_num"] = fd
+    return out
+
+
+def _creates_fd(table: str) -> set[str]:
+    from . import eventtable
+
+    t = eventtable.load(table)
+    return {e["name"] for e in t.events if "EF_CREATES_FD" in e["flags"]}
+
+
+def compile_filter(df: pd.DataFrame, text: str) -> np.ndarray:
+    """The boolean mask of the events of `df` that `text` (a sysdig filter) keeps."""
+    if not isinstance(text, str):
+        raise KitError(f"filter: expected a string, got {type(text).__name__}")
+    return _Parser(text, _with_fd(df, text)).parse()
+
+
+def apply_filter(df: pd.DataFrame, text: str | None) -> pd.DataFrame:
+    if not text:
+        return df
+    out = df[compile_filter(df, text)].reset_index(drop=True)
+    out.attrs = df.attrs
+    return out
