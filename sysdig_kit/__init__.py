@@ -9,6 +9,17 @@ __version__ = "0.1.0"
 
 # Binding the function after the subpackage is imported keeps `sysdig_kit.read` callable.
 from .read import iter_batches, read
-from .read.typed import events
+from .read.typed import events as _events
+
+
+def events(capture_or_frame, evt_type: str, evt_dir: str | None = None, **read_kw):
+    """One event type with a typed column per parameter (docs/frame.md "Typed events"), from
+    a frame or a capture path (read with `read(path, **read_kw)`: filter=, since=, ...)."""
+    import pandas as pd
+
+    x = capture_or_frame
+    if not isinstance(x, pd.DataFrame):
+        x = read(x, **read_kw)
+    return _events(x, evt_type, evt_dir)
 
 __all__ = ["__version__", "events", "iter_batches", "read"]

@@ -255,6 +255,40 @@ def info_cmd(capture, fmt, date, tz, top, as_json):
         render(s, Console(highlight=False))
 
 
+# --- read: show (events printed like `sysdig -r`) ------------------------------------------
+
+@main.command("show")
+@click.argument("capture", type=click.Path())
+@click.argument("filter_words", nargs=-1, metavar="[FILTER]")
+@click.option("-p", "--print", "print_fmt", default=None, metavar="FORMAT",
+              help="sysdig -p format (%evt.num %proc.name %evt.info ...; '*' prints events "
+                   "with missing fields too). Default: sysdig -r's line.")
+@click.option("--since", default=None, metavar="TIME",
+              help="From TIME: ISO time, ns since the epoch, or +OFFSET from the capture "
+                   "start (+1.5s, +250ms).")
+@click.option("--until", default=None, metavar="TIME", help="Before TIME (same forms).")
+@click.option("--evt-num", default=None, metavar="A-B", help="Event numbers A to B (inclusive).")
+@click.option("--no-pager", is_flag=True, help="Never page, even on a terminal.")
+def show_cmd(capture, filter_words, print_fmt, since, until, evt_num, no_pager):
+    """Print CAPTURE's events the way `sysdig -r CAPTURE [FILTER]` does, no sysdig needed.
+
+    FILTER is sysdig's filter language (proc.name=zsh and evt.type in (openat, read)), for
+    the fields a frame holds (see docs/frame.md). Paged when stdout is a terminal.
+    """
+    from .read import read
+    from .read.show import lines
+
+    filt = " ".join(filter_words) or None
+    df = _reading(capture, lambda: read(capture, filter=filt, since=since, until=until,
+                                        evt_num=evt_num))
+    out = lines(df, print_fmt)
+    if sys.stdout.isatty() and not no_pager:
+        click.echo_via_pager(ln + "\n" for ln in out)
+    else:
+        for ln in out:
+            click.echo(ln)
+
+
 # --- replay: replay-log, check, decode-hooklog ---------------------------------------------
 
 

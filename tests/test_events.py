@@ -144,10 +144,10 @@ def test_flag_rendering_like_libsinsp():
 
 def test_events_at_least_10x_faster_than_decode_args_loop():
     """CPU time (the shared machine's load moves wall time), best of 5 for events(), on
-    ~190k events (the public capture 20 times over: per-call costs amortise as they would
+    ~380k events (the public capture 40 times over: per-call costs amortise as they would
     on a real capture)."""
     one = read(BIG)
-    df = pd.concat([one] * 20, ignore_index=True)
+    df = pd.concat([one] * 40, ignore_index=True)
     df.attrs = one.attrs
     types = df.evt_type.value_counts().index[:8].tolist()
     sub = df[df.evt_type.isin(types)]

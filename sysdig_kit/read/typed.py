@@ -10,8 +10,10 @@ negative fds/errnos as `<name>_errno` (`ENOENT`). Flag names come from the drive
 
 from __future__ import annotations
 
+import csv
 import json
 from functools import cache
+from importlib import resources
 
 import numpy as np
 import pandas as pd
@@ -134,9 +136,16 @@ def _strings(vals: _Vals) -> pd.array:
 
 
 @cache
-def _errno_table() -> tuple[np.ndarray, pd.CategoricalDtype]:
-    from ..replay.syscalls import errno_names
+def errno_names() -> dict[int, str]:
+    """{2: 'ENOENT', ...} from data/errno.csv (read here: read/ never imports replay/)."""
+    text = resources.files("sysdig_kit").joinpath("data", "errno.csv").read_text()
+    rows = csv.reader(ln for ln in text.splitlines() if ln and not ln.startswith("#"))
+    next(rows)
+    return {int(num): name for num, name in rows}
 
+
+@cache
+def _errno_table() -> tuple[np.ndarray, pd.CategoricalDtype]:
     en = errno_names()
     names = sorted(set(en.values()))
     codes = np.full(max(en) + 1, -1, dtype=np.int64)
@@ -218,14 +227,12 @@ def _take(col: pd.Series, rows: np.ndarray):
     return a[rows]
 
 
-def events(x, evt_type: str, evt_dir: str | None = None, **read_kw) -> pd.DataFrame:
-    """One row per `evt_type` event of `x` (a frame, or a capture path read with `read()`),
-    with a typed column per parameter (docs/frame.md "Typed events"). `evt_dir` ('>' or '<')
-    keeps one direction."""
+def events(x, evt_type: str, evt_dir: str | None = None) -> pd.DataFrame:
+    """One row per `evt_type` event of the frame `x`, with a typed column per parameter
+    (docs/frame.md "Typed events"). `evt_dir` ('>' or '<') keeps one direction.
+    `sysdig_kit.events` also takes a capture path."""
     if not isinstance(x, pd.DataFrame):
-        from . import read
-
-        x = read(x, **read_kw)
+        raise KitError(f"events(): expected an event frame, got {type(x).__name__}")
     if "evt_type" not in x.columns or "evt_args" not in x.columns:
         raise KitError("events(): not an event frame (docs/frame.md): no evt_type/evt_args column")
     m = (x["evt_type"] == evt_type).to_numpy(bool)
