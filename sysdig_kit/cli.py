@@ -289,6 +289,41 @@ def show_cmd(capture, filter_words, print_fmt, since, until, evt_num, no_pager):
             click.echo(ln)
 
 
+@main.command("export-trace")
+@click.argument("source", type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(),
+              help="The Chrome trace JSON to write (Perfetto UI, chrome://tracing).")
+@click.option("--html", default=None, type=click.Path(),
+              help="Also write a self-contained zoomable HTML timeline (needs plotly).")
+@click.option("--since", default=None, metavar="TIME", help="As for `show`.")
+@click.option("--until", default=None, metavar="TIME", help="As for `show`.")
+def export_trace_cmd(source, output, html, since, until):
+    """Export SOURCE (a capture, or a replay log .parquet/.jsonl) to the Chrome trace event
+    format: a track per thread, syscalls as enter->exit slices where the capture has both,
+    signals/drops/process exits as instants."""
+    from pathlib import Path
+
+    from .analysis.trace import write_chrome_trace
+    from .read.window import window
+
+    if Path(source).suffix in (".parquet", ".jsonl"):
+        from .replay import read_log
+
+        x = _reading(source, lambda: read_log(source))
+        if since is not None or until is not None:
+            x = window(x, since, until)
+    else:
+        from .read import read
+
+        x = _reading(source, lambda: read(source, since=since, until=until))
+    out = write_chrome_trace(x, output)
+    click.echo(f"{out}: Chrome trace written")
+    if html:
+        from .analysis.interactive import timeline_html
+
+        click.echo(f"{timeline_html(x, html)}: interactive timeline written")
+
+
 # --- replay: replay-log, check, decode-hooklog ---------------------------------------------
 
 

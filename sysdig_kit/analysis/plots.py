@@ -58,8 +58,10 @@ def latency(lat: pd.DataFrame, top: int = 12) -> Figure:
 
 
 def timeline(tl: pd.DataFrame, max_threads: int = 30) -> Figure:
-    """One row per thread, a tick per syscall at its start time (seconds since capture start)."""
-    tids = tl["thread_tid"].drop_duplicates().tolist()[:max_threads]
+    """One row per thread, a tick per syscall at its start time (seconds since capture start);
+    the first `max_threads` threads, the title saying how many were left out."""
+    every = tl["thread_tid"].drop_duplicates().tolist()
+    tids = every[:max_threads]
     fig, ax = _fig(9, max(2.5, 0.35 * len(tids) + 1.2))
     for i, tid in enumerate(tids):
         t = tl.loc[tl["thread_tid"] == tid, "t_s"].astype(float).to_numpy()
@@ -67,7 +69,9 @@ def timeline(tl: pd.DataFrame, max_threads: int = 30) -> Figure:
     names = tl.drop_duplicates("thread_tid").set_index("thread_tid")["proc_name"]
     ax.set_yticks(range(len(tids)), [f"{t} {names.get(t, '')}" for t in tids])
     ax.set_xlabel("seconds since the first syscall")
-    ax.set_title("syscalls per thread")
+    left = len(every) - len(tids)
+    ax.set_title("syscalls per thread" + (f" (first {len(tids)} of {len(every)} threads; "
+                                          f"{left} left out)" if left else ""))
     return fig
 
 
