@@ -51,11 +51,15 @@ class _Rec:
     seq: int = 0
 
 
+def _one(arr):
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
 def _events(df: pd.DataFrame):
     cols = [df[c].tolist() for c in ("evt_num", "evt_rawtime", "thread_tid", "proc_pid",
                                      "proc_name", "evt_dir", "evt_type", "evt_rawres")]
     # Flatten the list<struct> column once (much faster than a Python dict per parameter).
-    arr = pa.chunked_array(df["evt_args"].array._pa_array).combine_chunks() if len(df) else None
+    arr = _one(pa.array(df["evt_args"].array)) if len(df) else None
     if arr is None or len(arr) == 0:
         return
     offs = arr.offsets.to_pylist()

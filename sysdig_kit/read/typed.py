@@ -158,7 +158,7 @@ def _errno(v: pd.arrays.IntegerArray, fd: bool) -> pd.Categorical:
     """Errno names of negative values as a categorical (NA elsewhere; an fd of -100 is
     AT_FDCWD, not an error, so NA too)."""
     codes_of, names = _errno_table()
-    raw = np.where(v._mask, 0, v._data).astype(np.int64)
+    raw = v.to_numpy(dtype=np.int64, na_value=0)
     neg = -raw
     ok = (raw < 0) & (neg < len(codes_of))
     if fd:
@@ -176,7 +176,7 @@ def _decode(name: str, ptype: str | None, vals: pa.BinaryArray, flags: dict, ety
         if ftab is None:
             return {name: raw}
         # few distinct values: render each once, then map codes (categorical)
-        uniq, inv = np.unique(np.where(raw._mask, -1, raw._data.astype(np.int64)),
+        uniq, inv = np.unique(raw.to_numpy(dtype=np.int64, na_value=-1),
                               return_inverse=True)
         labels = [flag_names(int(u), ftab[0], ftab[1]) if u >= 0 else None for u in uniq]
         cats = sorted({lb for lb in labels if lb is not None})
@@ -222,8 +222,8 @@ def _take(col: pd.Series, rows: np.ndarray):
     a = col.array
     if isinstance(a, pd.Categorical):
         return pd.Categorical.from_codes(a.codes[rows], dtype=a.dtype)
-    if hasattr(a, "_pa_array"):
-        return type(a)(_combined(a._pa_array).take(pa.array(rows)))
+    if isinstance(a, pd.arrays.ArrowExtensionArray):  # Arrow data via the public protocol
+        return type(a)(_combined(_chunked(pa.array(a))).take(pa.array(rows)))
     return a[rows]
 
 
@@ -263,7 +263,13 @@ def events(x, evt_type: str, evt_dir: str | None = None) -> pd.DataFrame:
 
 def _arrow(args: pd.Series) -> pa.ChunkedArray:
     a = args.array
-    return a._pa_array if hasattr(a, "_pa_array") else pa.chunked_array([pa.array(list(a))])
+    if isinstance(a, pd.arrays.ArrowExtensionArray):
+        return _chunked(pa.array(a))
+    return pa.chunked_array([pa.array(list(a))])
+
+
+def _chunked(arr) -> pa.ChunkedArray:
+    return arr if isinstance(arr, pa.ChunkedArray) else pa.chunked_array([arr])
 
 
 def _flat(ch) -> _Flat:

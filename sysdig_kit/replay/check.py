@@ -172,7 +172,7 @@ class Tally:
         first = np.where(np.isnan(en), ev, en) * 1e6 + (self.rows + np.arange(n)) % 1e6
         first = np.where(np.isnan(first), self.rows + np.arange(n), first)
         self.rows += n
-        sc = (log["kind"] == "syscall").to_numpy()
+        sc = (log["kind"] == "syscall").to_numpy(dtype=bool, na_value=False)
         d = pa.chunked_array(t.column("syscall")).combine_chunks().dictionary_encode()
         self.vocab = d.dictionary.to_pylist() + [None]
         names = d.indices.fill_null(len(self.vocab) - 1).to_numpy().astype(np.int64)
@@ -249,7 +249,7 @@ class Tally:
                 old[3] += int(b)
                 if s > old[0]:
                     old[0], old[1] = s, v
-        pe = np.flatnonzero(~sc & (log["kind"] == "procexit").to_numpy())
+        pe = np.flatnonzero(~sc & (log["kind"] == "procexit").to_numpy(dtype=bool, na_value=False))
         res = log["res"].iloc[pe]
         for x, f, r, na in zip(tid[pe].tolist(), first[pe].tolist(),
                                res.to_numpy(dtype="int64", na_value=0).tolist(),

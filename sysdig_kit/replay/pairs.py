@@ -76,11 +76,11 @@ class Events:
         return cls(
             num=df["evt_num"].to_numpy(dtype=np.int64), ts=df["evt_rawtime"].to_numpy(np.int64),
             tid=df["thread_tid"].to_numpy(dtype=np.int64),
-            pid=pid._data.astype(np.int64, copy=False), pid_na=pid._mask.copy(),
+            pid=pid.to_numpy(dtype=np.int64, na_value=0), pid_na=np.asarray(pid.isna()),
             comm=_arrow(df["proc_name"], pa.string()),
             dir=_dir_codes(df["evt_dir"]),
             type=codes, names=names,
-            res=res._data.astype(np.int64, copy=False), res_na=res._mask.copy(), args=args)
+            res=res.to_numpy(dtype=np.int64, na_value=0), res_na=np.asarray(res.isna()), args=args)
 
     def take(self, rows: np.ndarray) -> Events:
         return Events(self.num[rows], self.ts[rows], self.tid[rows], self.pid[rows],
