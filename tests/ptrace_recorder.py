@@ -17,7 +17,8 @@ from sysdig_kit.replayer.policy import Policy
 # Bytes the kernel writes for each (syscall, param) on x86_64; "res" = the return value.
 SIZES = {("fstat", "stat"): 144, ("newfstatat", "stat"): 144, ("stat", "stat"): 144,
          ("lstat", "stat"): 144, ("uname", "out"): 390, ("clock_gettime", "out"): 16,
-         ("gettimeofday", "out"): 16, ("wait4", "out"): 4, ("wait4", "out2"): 144,
+         ("gettimeofday", "out"): 16, ("gettimeofday", "out2"): 8,
+         ("wait4", "out"): 4, ("wait4", "out2"): 144,
          ("rt_sigprocmask", "out"): 8, ("rt_sigaction", "out"): 32, ("getrusage", "out"): 144,
          ("sysinfo", "out"): 112, ("statx", "out"): 256, ("ioctl", "out"): 0}
 

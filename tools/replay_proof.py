@@ -31,7 +31,7 @@ CHANGE = "hostname sk-replayed; touch /etc/sk-replay-new"
 UNDO = "hostname \"$(cat /etc/hostname)\"; rm -f /etc/sk-replay-new"
 
 
-def run(profile, out: Path, only=None, log=print) -> dict:
+def run(profile, out: Path, only=None, log=print, timeout: float = 300) -> dict:
     from sysdig_kit import board
     from sysdig_kit.replayer import host
 
@@ -60,7 +60,7 @@ def run(profile, out: Path, only=None, log=print) -> dict:
                 time.sleep(1)  # time moves on
                 t0 = time.monotonic()
                 rc, summary = host.replay_board(profile, jl_keep, argv, out / f"{kind}-{name}"
-                                                ".replay.json", timeout=300)
+                                                ".replay.json", timeout=timeout)
                 t_rep = time.monotonic() - t0
             finally:
                 with board.platform(profile).connect() as c:
@@ -103,8 +103,10 @@ def main() -> int:
     ap.add_argument("--board", default="qemu-arm64")
     ap.add_argument("-o", "--out", default="out/replay-proof")
     ap.add_argument("--only", action="append")
+    ap.add_argument("--timeout", type=float, default=300, help="replay: seconds without progress")
     a = ap.parse_args()
-    res = run(profiles.load(a.board), Path(a.out), a.only, log=lambda m: print(m, file=sys.stderr))
+    res = run(profiles.load(a.board), Path(a.out), a.only, log=lambda m: print(m, file=sys.stderr),
+              timeout=a.timeout)
     return 0 if all(r["outcome"] == "replayed" for r in res["workloads"]) else 1
 
 
