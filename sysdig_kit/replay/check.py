@@ -16,6 +16,9 @@ from ..errors import KitError
 from . import writeback
 
 INSUFFICIENT, WARNING = "insufficient", "warning"
+# what the verdict reads of a log (not args, not buffer data)
+_LOG_COLUMNS = ("thread_tid", "proc_name", "seq", "kind", "syscall", "nr", "evt_num",
+                "enter_evt_num", "res", "buffers", "flags")
 
 
 def _replay_complete_drivers() -> list[str]:
@@ -96,7 +99,7 @@ def check_stream(frames, arch=None, manifest=None, proc=(), pid=(), tid=()) -> d
     """The verdict for a capture read frame by frame (`read.iter_batches`): gives what
     `check` gives on the whole frame and its log, in the memory of one frame. Drops and gaps
     are judged on every event, records on the selected processes/threads."""
-    from .pairing import build_batches, filter_frame
+    from .pairing import build_tables, filter_frame
 
     t = Tally()
 
@@ -104,8 +107,8 @@ def check_stream(frames, arch=None, manifest=None, proc=(), pid=(), tid=()) -> d
         t.add_frame(df)
         return filter_frame(df, proc, pid, tid)
 
-    for log in build_batches((seen(df) for df in frames), arch=arch):
-        t.add_log(log)
+    for table, header in build_tables((seen(df) for df in frames), arch=arch, lean=True):
+        t.add_table(table, header)
     return t.result(manifest)
 
 
@@ -158,34 +161,51 @@ class Tally:
             per[name] = [c, f] if old is None else [old[0] + c, min(old[1], f)]
 
     def add_log(self, log: pd.DataFrame) -> None:
-        self.log_attrs = dict(log.attrs)
-        n = len(log)
+        from .log import SCHEMA
+
+        cols = [c for c in _LOG_COLUMNS if c in log.columns]
+        t = pa.Table.from_pandas(log[cols], preserve_index=False,
+                                 schema=pa.schema([SCHEMA.field(c) for c in cols]))
+        self.add_table(t, dict(log.attrs))
+
+    def add_table(self, t: pa.Table, header: dict) -> None:
+        """A log batch as an Arrow table (log.SCHEMA; args and buffer data are not read)."""
+        self.log_attrs = dict(header)
+        n = t.num_rows
         if not n:
             return
-        t = pa.Table.from_pandas(log[["kind", "syscall", "flags", "buffers"]],
-                                 preserve_index=False)
-        tid = log["thread_tid"].to_numpy()
+
+        def col(name):
+            return pa.chunked_array(t.column(name)).combine_chunks()
+
+        def ints(name):  # int64 with nulls as float64 NaN
+            return col(name).to_numpy(zero_copy_only=False).astype("float64")
+
+        def isna(name):
+            return col(name).is_null().to_numpy(zero_copy_only=False)
+
+        tid = col("thread_tid").to_numpy()
         self.threads.update(np.unique(tid).tolist())
-        ev = log["evt_num"].to_numpy(dtype="float64", na_value=np.nan)
-        en = log["enter_evt_num"].to_numpy(dtype="float64", na_value=np.nan)
+        ev, en = ints("evt_num"), ints("enter_evt_num")
         # where a record begins: its first event, then its place in the stream
         first = np.where(np.isnan(en), ev, en) * 1e6 + (self.rows + np.arange(n)) % 1e6
         first = np.where(np.isnan(first), self.rows + np.arange(n), first)
         self.rows += n
-        sc = (log["kind"] == "syscall").to_numpy(dtype=bool, na_value=False)
-        d = pa.chunked_array(t.column("syscall")).combine_chunks().dictionary_encode()
+        kind = col("kind")
+        sc = pc.fill_null(pc.equal(kind, "syscall"), False).to_numpy(zero_copy_only=False)
+        d = col("syscall").dictionary_encode()
         self.vocab = d.dictionary.to_pylist() + [None]
         names = d.indices.fill_null(len(self.vocab) - 1).to_numpy().astype(np.int64)
         fl = _list_masks(t.column("flags"), n)
         exits = sc & ~np.isnan(ev)
-        res_na = log["res"].isna().to_numpy()
+        res_na = isna("res")
         self.n["sc"] += int(sc.sum())
         self.n["exits"] += int(exits.sum())
         nores = exits & res_na
         self._count("no_return_value", names[nores], first[nores])
 
         trunc = sc & fl("truncated_buffer")
-        bufs = pa.chunked_array(t.column("buffers")).combine_chunks()
+        bufs = col("buffers")
         parent = pc.list_parent_indices(bufs).to_numpy()
         flat = bufs.flatten()
         out = flat.field("output").to_numpy(zero_copy_only=False).astype(bool)
@@ -222,44 +242,48 @@ class Tally:
         self._count("unknown_to_sysdig", names[named], first[named])
         unknown = [i for i, v in enumerate(self.vocab) if v in ("<unknown>", "syscall")]
         self.n["unknown"] += int((sc & np.isin(names, unknown)).sum())
-        self.n["no_nr"] += int((sc & log["nr"].isna().to_numpy()).sum())
+        self.n["no_nr"] += int((sc & isna("nr")).sum())
 
         from .api import INCOMPLETE  # the replayer's own rule for a complete record
 
         bad = np.zeros(n, dtype=bool)
         for f in INCOMPLETE:
             bad |= fl(f)
-        seq = log["seq"].to_numpy()
-        pname = log["proc_name"]
-        idx = np.flatnonzero(sc)
-        g = pd.DataFrame({"tid": tid[idx], "seq": seq[idx], "bad": bad[idx], "i": idx})
-        agg = g.groupby("tid", sort=False).agg(records=("seq", "size"), bad=("bad", "sum"),
-                                               last=("seq", "max"))
-        at_last = g.loc[g.groupby("tid", sort=False)["seq"].idxmax(), ["tid", "i"]]
-        last_i = dict(zip(at_last["tid"].tolist(), at_last["i"].tolist()))
-        for x, r, b, s in zip(agg.index.tolist(), agg["records"].tolist(), agg["bad"].tolist(),
-                              agg["last"].tolist()):
-            old = self.per_thread.get(x)
-            v = pname.iloc[last_i[x]]
-            v = None if pd.isna(v) else v
-            if old is None:
-                self.per_thread[x] = [s, v, r, int(b)]
-            else:
-                old[2] += r
-                old[3] += int(b)
-                if s > old[0]:
-                    old[0], old[1] = s, v
-        pe = np.flatnonzero(~sc & (log["kind"] == "procexit").to_numpy(dtype=bool, na_value=False))
-        res = log["res"].iloc[pe]
-        for x, f, r, na in zip(tid[pe].tolist(), first[pe].tolist(),
-                               res.to_numpy(dtype="int64", na_value=0).tolist(),
-                               res.isna().tolist()):
-            r = None if na else r
+        self._per_thread(tid, col("seq").to_numpy(), bad, sc, col("proc_name"))
+        pe = np.flatnonzero(~sc & pc.fill_null(pc.equal(kind, "procexit"), False)
+                            .to_numpy(zero_copy_only=False))
+        res = col("res").take(pa.array(pe, pa.int64()))
+        for x, f, r in zip(tid[pe].tolist(), first[pe].tolist(), res.to_pylist()):
             old = self.exit_status.get(x)
             if old is None:
                 self.exit_status[x] = (f, f, r)
             elif f >= old[1]:
                 self.exit_status[x] = (old[0], f, r)
+
+    def _per_thread(self, tid, seq, bad, sc, pname: pa.Array) -> None:
+        """Records and incomplete ones per thread; its name at its last record (highest seq,
+        the earliest row of it)."""
+        idx = np.flatnonzero(sc)
+        if not len(idx):
+            return
+        t, s = tid[idx], seq[idx]
+        order = np.lexsort((idx, -s, t))  # per thread: highest seq first, then row order
+        ts = t[order]
+        heads = np.flatnonzero(np.r_[True, ts[1:] != ts[:-1]])
+        counts = np.diff(np.append(heads, len(ts)))
+        nbad = np.add.reduceat(bad[idx][order].astype(np.int64), heads)
+        at = idx[order[heads]]
+        names = pname.take(pa.array(at, pa.int64())).to_pylist()
+        for x, r, b, last, v in zip(ts[heads].tolist(), counts.tolist(), nbad.tolist(),
+                                    seq[at].tolist(), names):
+            old = self.per_thread.get(x)
+            if old is None:
+                self.per_thread[x] = [last, v, r, b]
+            else:
+                old[2] += r
+                old[3] += b
+                if last > old[0]:
+                    old[0], old[1] = last, v
 
     def _per(self, reason: str) -> dict[str, int]:
         items = sorted(self.per.get(reason, {}).items(), key=lambda kv: (-kv[1][0], kv[1][1]))

@@ -39,20 +39,30 @@ def build_batches(frames: Iterable[pd.DataFrame], arch: str | None = None
     order of their first event; a thread's records keep their `seq` across frames. The era is
     decided by the first frame with syscalls, so frames should not be tiny (thousands of
     events; iter_batches' default is a million)."""
+    from .log import make_log_table
+
+    for table, header in build_tables(frames, arch):
+        yield make_log_table(table, **header)
+
+
+def build_tables(frames: Iterable[pd.DataFrame], arch: str | None = None, lean: bool = False
+                 ) -> Iterator[tuple]:
+    """What build_batches yields, as (Arrow table of log.SCHEMA, header fields): no pandas
+    frame in between. `lean`: without args and buffer data (records.assemble), for check."""
     p, held, first = Pairing(), [], None
     for df in frames:
         if first is None:
             first, arch = df, _arch(df, arch)
         ev, recs = p.feed(Events.of(df), final=False)
-        held.append(_table(ev, recs, arch, df))
+        held.append(assemble(ev, recs, arch, df.attrs, lean))
         if p.exit_only is None:  # no syscall yet: the era (and the log header) is unknown
             continue
-        yield _log(_concat(held), df, arch, p)
+        yield _concat(held), _header(df, arch, p)
         held = []
     if first is not None:
         ev, recs = p.feed(Events.of(first.iloc[:0]), final=True)  # what is still in flight
-        held.append(_table(ev, recs, arch, first))
-        yield _log(_concat(held), first, arch, p)
+        held.append(assemble(ev, recs, arch, first.attrs, lean))
+        yield _concat(held), _header(first, arch, p)
 
 
 def _table(ev: Events, recs, arch, df):
@@ -68,9 +78,13 @@ def _concat(tables):
 def _log(table, df, arch, p: Pairing) -> pd.DataFrame:
     from .log import make_log_table
 
-    return make_log_table(table, arch=arch, source=df.attrs.get("source"),
-                          era="exit_only" if p.exit_only in (True, None) else "enter_exit",
-                          reader_warnings=list(df.attrs.get("warnings") or []))
+    return make_log_table(table, **_header(df, arch, p))
+
+
+def _header(df, arch, p: Pairing) -> dict:
+    return {"arch": arch, "source": df.attrs.get("source"),
+            "era": "exit_only" if p.exit_only in (True, None) else "enter_exit",
+            "reader_warnings": list(df.attrs.get("warnings") or [])}
 
 
 def _arch(df: pd.DataFrame, arch: str | None) -> str | None:

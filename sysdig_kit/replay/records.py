@@ -159,8 +159,10 @@ class Params:
         return bytes(self.raw(p)).split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
 
-def assemble(ev: Events, recs: Records, arch: str | None, attrs: dict) -> pa.Table:
-    """The log table of `recs` (rows of `ev`; `attrs`: the frame's)."""
+def assemble(ev: Events, recs: Records, arch: str | None, attrs: dict,
+             lean: bool = False) -> pa.Table:
+    """The log table of `recs` (rows of `ev`; `attrs`: the frame's). `lean` (for `check`,
+    which reads neither): args are left empty and buffer data null, the rest is the same."""
     encoding = attrs.get("args_encoding")
     # sysdig's default text cuts printed buffers at its print length: how many bytes were
     # captured is unknown there; printed, a socket address or a struct is text whose length
@@ -341,21 +343,25 @@ def assemble(ev: Events, recs: Records, arch: str | None, attrs: dict) -> pa.Tab
                                                          pa.array(FLAGS)).cast(pa.string()))
 
     # args: the merged values that are not buffers, as text
-    a_ent, a_rec, a_nid = ent[~isbuf], ent_rec[~isbuf], ent_nid[~isbuf]
-    a_vals = _texts(P, a_ent)
-    aoffs = _offsets(a_rec, nrec)
     vocab = pa.array(P.vocab, pa.string())
+    if lean:
+        a_ent = a_rec = a_nid = ent[:0]
+        a_vals = pa.array([], pa.string())
+    else:
+        a_ent, a_rec, a_nid = ent[~isbuf], ent_rec[~isbuf], ent_nid[~isbuf]
+        a_vals = _texts(P, a_ent)
+    aoffs = _offsets(a_rec, nrec)
     args = pa.ListArray.from_arrays(pa.array(aoffs), pa.StructArray.from_arrays(
         [_names(vocab, a_nid), a_vals], fields=list(ARG)), type=SCHEMA.field("args").type)
     rep = pa.array(reported, mask=~(rep_ok & out_flag))
     known = np.zeros(len(b_ent), dtype=bool) if cut else (out_flag | (not printed))
+    data = pa.nulls(len(b_ent), pa.binary()) if lean else P.values.take(pa.array(P.idx[b_ent]))
     bufs = pa.ListArray.from_arrays(pa.array(_offsets(b_rec, nrec)), pa.StructArray.from_arrays(
-        [_names(vocab, b_nid), P.values.take(pa.array(P.idx[b_ent])),
-         pa.array(blen, mask=~known), rep,
+        [_names(vocab, b_nid), data, pa.array(blen, mask=~known), rep,
          pa.array(out_flag)], fields=list(BUFFER)), type=SCHEMA.field("buffers").type)
 
     last = np.where(has_exit, ex, en)
-    errno = _errno(res, res_na | recs.procexit)
+    errno = pa.nulls(nrec, pa.string()) if lean else _errno(res, res_na | recs.procexit)
     evt_num = np.where(has_exit, ev.num[np.maximum(ex, 0)], ev.num[np.maximum(en, 0)])
     exit_ts = np.where(has_exit, ev.ts[np.maximum(ex, 0)], ev.ts[np.maximum(en, 0)])
     no_enter = en < 0
