@@ -185,8 +185,10 @@ def concat_frames(frames: list[pd.DataFrame], give_back: bool = False) -> pd.Dat
     if len(frames) == 1:
         return frames[0]
     cols = {}
+    pending = 0  # bytes of parts dropped since memory was last given back
     for col in COLUMNS:
         arrs = [f[col].array for f in frames]
+        pending += sum(a.nbytes for a in arrs)
         if col == "evt_type":
             from pandas.api.types import union_categoricals
 
@@ -208,11 +210,16 @@ def concat_frames(frames: list[pd.DataFrame], give_back: bool = False) -> pd.Dat
         del arrs
         for f in frames:
             del f[col]
-        if give_back:
+        # giving back costs a walk over the heap: once per TRIM_STEP freed, and at the end
+        if give_back and (pending >= TRIM_STEP or col == COLUMNS[-1]):
             _trim()
+            pending = 0
     df = pd.DataFrame(cols, copy=False)
     df.attrs = dict(frames[-1].attrs)
     return df
+
+
+TRIM_STEP = 64 << 20
 
 
 def _trim() -> None:

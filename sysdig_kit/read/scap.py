@@ -189,7 +189,7 @@ def _types(u8, ev, table, rows, etype, nparams, first) -> pd.Categorical:
                 vocab.append(nm)
             codes[gen[inv == k]] = code_of[nm]
     # categories: the names present, sorted (the same however the capture was chunked)
-    used = np.unique(codes)
+    used = np.flatnonzero(np.bincount(codes, minlength=len(vocab)))  # (no sort: codes are small)
     names = np.array([vocab[u] for u in used], dtype=object)
     order = np.argsort(names, kind="stable")
     recode = np.zeros(len(vocab), dtype=np.int32)
@@ -241,23 +241,32 @@ def _args(u8, ev: Events, table) -> pa.ListArray:
     ev_of = np.repeat(np.arange(len(counts)), counts)  # per parameter: its event
     j = np.arange(total, dtype=np.int64) - list_off[:-1][ev_of]  # its position in the event
 
-    # The values: the chunk's bytes cut at every parameter boundary make one binary array
-    # (each event's values are contiguous; the bytes between two events are one more entry),
-    # and Arrow's take() copies out the parameters, compacted.
+    # The values: the chunk's bytes cut at each event's values (contiguous in its block) and
+    # at the gaps between them make one binary array; Arrow's take() of the events' entries
+    # copies out the values, compacted, and the parameters' offsets are the lengths summed.
     pos, ln = ev.ppos, ev.plen
     nz = np.flatnonzero(counts > 0)
-    rank = np.zeros(len(counts), dtype=np.int64)
-    rank[nz] = np.arange(len(nz))
-    at = np.arange(total, dtype=np.int64) + rank[ev_of]  # each parameter's entry
-    bounds = np.empty(total + len(nz), dtype=np.int64)
-    bounds[at] = pos
-    last = list_off[nz + 1] - 1
-    bounds[list_off[nz + 1] + rank[nz]] = pos[last] + ln[last]
-    wide = len(u8) >= 2**31 - 1
-    cut = pa.Array.from_buffers(pa.large_binary() if wide else pa.binary(), max(len(bounds) - 1, 0),
-                                [None, pa.py_buffer(bounds if wide else bounds.astype(np.int32)),
-                                 pa.py_buffer(u8)])
-    values = cut.take(pa.array(at)) if total else pa.array([], type=pa.binary())
+    wide = len(u8) >= 2**31 - 1 or total >= 2**31 - 1
+    if total and not wide:
+        start = pos[list_off[nz]]
+        last = list_off[nz + 1] - 1
+        bounds = np.empty(2 * len(nz), dtype=np.int64)
+        bounds[0::2], bounds[1::2] = start, pos[last] + ln[last]
+        cut = pa.Array.from_buffers(pa.binary(), len(bounds) - 1,
+                                    [None, pa.py_buffer(bounds.astype(np.int32)), pa.py_buffer(u8)])
+        data = cut.take(pa.array(np.arange(0, len(bounds) - 1, 2))).buffers()[2] or pa.py_buffer(b"")
+        voff = np.zeros(total + 1, dtype=np.int64)
+        np.cumsum(ln, out=voff[1:])
+        if voff[-1] < 2**31:
+            values = pa.Array.from_buffers(pa.binary(), total,
+                                           [None, pa.py_buffer(voff.astype(np.int32)), data])
+        else:
+            values = pa.Array.from_buffers(pa.large_binary(), total,
+                                           [None, pa.py_buffer(voff), data])
+    elif total:
+        values = _values_wide(u8, ev, counts, list_off, total, ev_of, nz)
+    else:
+        values = pa.array([], type=pa.binary())
     if values.type != pa.binary():
         values = values.cast(pa.binary()) if values.nbytes < 2**31 else values
 
@@ -269,6 +278,22 @@ def _args(u8, ev: Events, table) -> pa.ListArray:
     if total < 2**31 - 1 and values.type == pa.binary():
         return pa.ListArray.from_arrays(pa.array(list_off, type=pa.int32()), struct, type=ARG_TYPE)
     return pa.LargeListArray.from_arrays(pa.array(list_off), struct)
+
+
+def _values_wide(u8, ev: Events, counts, list_off, total: int, ev_of, nz) -> pa.Array:
+    """The values when the chunk or the parameters pass 2 GiB (64-bit offsets): the chunk
+    cut at every parameter boundary, the parameters taken."""
+    pos, ln = ev.ppos, ev.plen
+    rank = np.zeros(len(counts), dtype=np.int64)
+    rank[nz] = np.arange(len(nz))
+    at = np.arange(total, dtype=np.int64) + rank[ev_of]  # each parameter's entry
+    bounds = np.empty(total + len(nz), dtype=np.int64)
+    bounds[at] = pos
+    last = list_off[nz + 1] - 1
+    bounds[list_off[nz + 1] + rank[nz]] = pos[last] + ln[last]
+    cut = pa.Array.from_buffers(pa.large_binary(), max(len(bounds) - 1, 0),
+                                [None, pa.py_buffer(bounds), pa.py_buffer(u8)])
+    return cut.take(pa.array(at))
 
 
 @lru_cache(maxsize=16)

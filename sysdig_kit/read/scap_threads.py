@@ -8,6 +8,7 @@ its thread by a sorted search over (thread, event index).
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from .eventtable import EventTable
@@ -38,15 +39,19 @@ class ThreadTable:
             order = np.lexsort((c_idx, c_tid))
             c_idx, c_tid = c_idx[order], c_tid[order]
             states = [changes[k][2] for k in order]
-            _, inv = np.unique(np.concatenate([c_tid, tid]), return_inverse=True)
-            c_code, e_code = inv[: len(c_tid)], inv[len(c_tid):]
+            # thread codes by hashing (pd.factorize), not sorting: events are many, threads few
+            inv = pd.factorize(np.concatenate([tid, c_tid]))[0]
+            e_code, c_code = inv[:n], inv[n:]
             scale = len(ev.tid) + 2
-            j = np.searchsorted(c_code * scale + c_idx, e_code * scale + rows, side="right") - 1
+            key = c_code * scale + c_idx
+            by = np.argsort(key, kind="stable")  # the changes only (few)
+            j = np.searchsorted(key[by], e_code * scale + rows, side="right") - 1
+            j = np.where(j >= 0, by[np.maximum(j, 0)], -1)
             hit = (j >= 0) & (c_code[np.maximum(j, 0)] == e_code)
             sid[hit] = j[hit]
         rest = np.flatnonzero(~hit)
         if len(rest):  # the others: their thread's state when this run started
-            ut, uinv = np.unique(tid[rest], return_inverse=True)
+            uinv, ut = pd.factorize(tid[rest])
             sid[rest] = len(states) + uinv
             states += [self.threads.get(t) for t in ut.tolist()]
         for c in changes:  # the table after this run
