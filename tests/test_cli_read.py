@@ -92,6 +92,29 @@ def test_convert_in_batches(kind, work):
     assert_matches_oracle(back, oracle(INSPECT))
 
 
+def test_write_batches_fails_whole_when_a_later_batch_fails(tmp_path):
+    """Batches are written by a second thread while the next is read: an error in a later
+    batch (a write still pending) is the caller's error, and no file, partial or temporary,
+    is left."""
+    from sysdig_kit.errors import KitError
+    from sysdig_kit.read import iter_batches
+    from sysdig_kit.read.frame import write_batches
+
+    def frames():
+        for i, df in enumerate(iter_batches(INSPECT, batch_size=2000)):
+            if i == 2:
+                raise KitError("batch 3 is corrupt")
+            yield df
+
+    out = tmp_path / "x.parquet"
+    with pytest.raises(KitError, match="batch 3"):
+        write_batches(frames(), out)
+    assert list(tmp_path.iterdir()) == []
+    rows, _ = write_batches(iter_batches(INSPECT, batch_size=2000), out)
+    assert rows == len(read(INSPECT)) == pq.ParquetFile(out).metadata.num_rows
+    assert pq.ParquetFile(out).metadata.num_row_groups == -(-rows // 2000)
+
+
 @pytest.mark.oracle
 def test_info_summarises(work):
     want = oracle(INSPECT)

@@ -326,22 +326,35 @@ def to_parquet(df: pd.DataFrame, path) -> Path:
 
 def write_batches(frames, path) -> tuple[int, dict]:
     """Write frames of one capture (e.g. `read.iter_batches`) into one Parquet file, a row
-    group per frame, atomically; memory stays that of one frame. Returns (rows, attrs): the
-    last frame's attrs with every frame's warnings, which the file keeps too."""
+    group per frame, atomically. Returns (rows, attrs): the last frame's attrs with every
+    frame's warnings, which the file keeps too. A frame is written by a second thread while
+    the next one is read (Arrow's writer does not hold the GIL): memory is that of two
+    frames, and reading and writing share the cores."""
+    from concurrent.futures import ThreadPoolExecutor
+
     state = {"rows": 0, "attrs": {}, "warnings": []}
 
     def write(tmp):
         writer = None
+        pending = None  # the frame being written
         try:
-            for df in frames:
-                state["rows"] += len(df)
-                state["attrs"] = dict(df.attrs)
-                state["warnings"] += [w for w in df.attrs.get("warnings") or []
-                                      if w not in state["warnings"]]
-                table = _table(df, df.attrs)
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, table.schema)
-                writer.write_table(table.cast(writer.schema))
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                for df in frames:
+                    state["rows"] += len(df)
+                    state["attrs"] = dict(df.attrs)
+                    state["warnings"] += [w for w in df.attrs.get("warnings") or []
+                                          if w not in state["warnings"]]
+                    table = _table(df, df.attrs)
+                    del df
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, table.schema)
+                    table = table.cast(writer.schema)
+                    if pending is not None:
+                        pending.result()  # (its error, if any, is raised here)
+                    pending = pool.submit(writer.write_table, table)
+                    del table
+                if pending is not None:
+                    pending.result()
             if writer is None:
                 raise ValueError("no frames to write")
             attrs = {**state["attrs"], "warnings": state["warnings"]}
