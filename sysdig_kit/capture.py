@@ -309,6 +309,8 @@ def capture(o: Options, output: str | Path, profile=None, conn=None, workload=No
     finally:
         if own_conn is not None:
             own_conn.close()
+    from . import provenance
+
     stats = parse_stats(text)
     manifest = {
         "capture": output.name,
@@ -318,6 +320,7 @@ def capture(o: Options, output: str | Path, profile=None, conn=None, workload=No
         "options": {k: v for k, v in asdict(o).items() if k != "extra"},
         "snaplen": o.snaplen,
         "versions": vers,
+        "kit": provenance.kit(),  # the kit that captured (version, git revision)
         "started": started, "stopped": stopped,
         "seconds": round(t_end - t0, 3),
         # header written -> sysdig gone, on the target's clock (this host's if it said nothing)

@@ -4,6 +4,8 @@ About 20 s."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +14,8 @@ import duckdb
 import pandas as pd
 import pytest
 
+import sysdig_kit
+from sysdig_kit import provenance
 from sysdig_kit.analysis import overhead, playbook, runner
 from sysdig_kit.errors import KitError
 
@@ -81,6 +85,16 @@ def test_local_run_results_and_dataset(tmp_path):
     assert len(r[r["warmup"]]) == 2 and len(measured) == 2 * 2 * 2
     assert measured["ok"].all() and (measured["wall_s"] > 0).all()
     assert (measured["cpu_s"] >= 0).all()
+    # every row says what produced it: this machine's kernel and sysdig, this kit
+    assert set(r["kernel_release"]) == {os.uname().release}
+    sysdig = shutil.which("sysdig")
+    want = (subprocess.run([sysdig, "--version"], capture_output=True, text=True,
+                           check=True).stdout
+            .split()[-1] if sysdig else None)
+    assert set(r["sysdig_version"].fillna("none")) == {want or "none"}
+    assert (r["patch_set"].isna() == r["driver_version"].isna()).all()
+    assert set(r["kit_version"]) == {sysdig_kit.__version__}
+    assert set(r["kit_git_rev"]) == {provenance.kit()["kit_git_rev"]}
     st = measured[measured["variant"] == "strace"]
     assert (st["events"] > 20).all() and (st["capture_bytes"] > 0).all() and (st["drops"] == 0).all()
     nc = measured[measured["variant"] == "none"]

@@ -34,8 +34,12 @@ from .playbook import Playbook, Variant, Workload
 WORKLOAD_COMM = "kit-workload"
 REMOTE_DIR = "/tmp/sysdig-kit-run"
 _TIMES = re.compile(r"(\d+)m([\d.]+)s")
+# what produced each row (sysdig_kit.provenance): asked of each board once, after the setup
+PROVENANCE = ["kernel_release", "sysdig_version", "driver_version", "patch_set", "kit_version",
+              "kit_git_rev"]
 RESULT_COLUMNS = ["board", "workload", "variant", "tool", "snaplen", "run", "warmup", "ok", "rc",
-                  "wall_s", "cpu_s", "events", "drops", "capture_bytes", "started", "error"]
+                  "wall_s", "cpu_s", "events", "drops", "capture_bytes", "started", "error",
+                  *PROVENANCE]
 
 
 # --- the run script ---------------------------------------------------------------------------
@@ -152,6 +156,14 @@ class Targets:
             out[b] = {"none"} | set(res.stdout.split())
         return out
 
+    def provenance(self) -> dict[str, dict]:
+        """Per board: kernel release, sysdig, driver, patch set, kit version and revision."""
+        from .. import provenance
+        from ..capture import versions
+
+        return self.each(lambda b: provenance.from_versions(
+            versions(self.conns[b], self.plats[b].sysdig), b))
+
     def close(self) -> None:
         for c in self.conns.values():
             c.close()
@@ -240,6 +252,7 @@ def run(pb: Playbook, out: str | Path | None = None, skip_unsupported: bool = Fa
         if pb.setup:
             _setup(pb, target)
         variants = plan(pb, target.capabilities(), skip_unsupported, say=console.print)
+        prov = target.provenance()
         for sub in ("captures", "raw"):  # a previous run's partitions would mix in
             shutil.rmtree(out / sub, ignore_errors=True)
         rows: list[dict] = []
@@ -257,6 +270,8 @@ def run(pb: Playbook, out: str | Path | None = None, skip_unsupported: bool = Fa
                 label = "warm-up" if warm else f"run {k}/{pb.repetitions}"
                 bar.update(job, description=f"{pb.name}: {w.name} · {v.name} · {label}")
                 new = _one(target, work, out, w, v, k, warm, dataset, pb.timeout)
+                for row in new:
+                    row.update({c: prov[row["board"]][c] for c in PROVENANCE})
                 if warm:
                     bad = [r for r in new if not r["ok"]]
                     if bad:
