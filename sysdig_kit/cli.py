@@ -67,6 +67,11 @@ def main():
     """
 
 
+_ARCH_DS = click.option("--arch", type=click.Choice(["arm64", "x86_64"]), default=None,
+                        help="With --dataset: architecture for syscall numbers when the "
+                             "capture does not say.")
+
+
 # --- read: convert, info -------------------------------------------------------------------
 
 _FMT = click.option("--format", "fmt", type=click.Choice(["scap", "text", "json"]), default=None,
@@ -154,17 +159,29 @@ def _read_errors(capture, frames):
 
 
 @main.command("convert")
-@click.argument("capture", type=click.Path())
-@click.option("-o", "--output", required=True, type=click.Path(),
+@click.argument("captures", nargs=-1, required=True, type=click.Path(), metavar="CAPTURE...")
+@click.option("-o", "--output", default=None, type=click.Path(),
               help="The Parquet file to write (replaced atomically; never left half-written).")
+@click.option("--dataset", default=None, type=click.Path(file_okay=False), metavar="DIR",
+              help="Instead: add the captures' replay logs to the Parquet dataset DIR, "
+                   "partitioned board=/workload=/capture= (created if missing).")
+@click.option("--board", default=None, help="With --dataset: the board partition (default: "
+              "the capture's manifest, else 'unknown').")
+@click.option("--workload", default=None, help="With --dataset: the workload partition "
+              "(default: the manifest's, else 'unknown').")
+@click.option("--name", default=None, help="With --dataset and one capture: its partition "
+              "(default: the file name up to the first dot).")
+@_ARCH_DS
 @_FMT
 @_DATE
 @_TZ
-@click.option("--batch-size", type=_BATCH, default=1_000_000, show_default=True,
-              metavar="EVENTS",
-              help="Events read and written at a time (one Parquet row group each).")
-def convert_cmd(capture, output, fmt, date, tz, batch_size):
-    """Read CAPTURE into the event frame and save it as Parquet.
+@click.option("--batch-size", type=_BATCH, default=None, metavar="EVENTS",
+              help="Events read and written at a time (one Parquet row group each; default "
+                   "1,000,000, with --dataset 100,000).")
+def convert_cmd(captures, output, dataset, board, workload, name, arch, fmt, date, tz,
+                batch_size):
+    """Read CAPTURE into the event frame and save it as Parquet; or, with --dataset, add
+    many captures to one partitioned Parquet dataset of replay logs.
 
     CAPTURE is a sysdig capture (.scap, plain or gzip), or what `sysdig -r` printed: its
     default text, the kit's lossless text format (sysdig_kit.read.text.KIT_SYSDIG_ARGS), or
@@ -172,11 +189,27 @@ def convert_cmd(capture, output, fmt, date, tz, batch_size):
     docs/frame.md) keeps its metadata (format, arch, warnings...) in the Parquet file.
     Captures larger than memory are fine: they are converted --batch-size events at a time.
 
+    The dataset (DIR/board=B/workload=W/capture=C/log.parquet: replay-log records, one row per
+    syscall, with the provenance columns) is what sysdig_kit.analysis's tables take as a path,
+    computed out of core by DuckDB or on a Dask cluster (docs/dataset.md).
+
     \b
     Example:  sysdig-kit convert trace.scap -o trace.parquet
     Then:     pandas.read_parquet("trace.parquet")  or  sysdig_kit.read.frame.read_parquet(...)
+    Dataset:  sysdig-kit convert runs/*.scap --dataset ds --board juno --workload zsh
+    Then:     sysdig_kit.analysis.counts("ds", level="syscall")
     """
-
+    if (output is None) == (dataset is None):
+        raise KitError("convert writes either -o FILE.parquet or --dataset DIR (one of them)")
+    if dataset is not None:
+        return _convert_dataset(captures, dataset, board, workload, name, arch, fmt,
+                                batch_size or 100_000)
+    if len(captures) != 1:
+        raise KitError("-o takes one capture (many captures go into a --dataset DIR)")
+    if board or workload or name or arch:
+        raise KitError("--board/--workload/--name/--arch go with --dataset")
+    capture = captures[0]
+    batch_size = batch_size or 1_000_000
     from .read import iter_batches
     from .read.frame import write_batches
 
@@ -193,6 +226,36 @@ def convert_cmd(capture, output, fmt, date, tz, batch_size):
     click.echo(f"{output}: {rows:,} events ({attrs.get('format')})")
     for w in attrs.get("warnings") or []:
         click.echo(f"warning: {w}", err=True)
+
+
+def _convert_dataset(captures, root, board, workload, name, arch, fmt, batch_size):
+    from pathlib import Path
+
+    from .analysis import dataset
+    from .replay import build_file
+
+    if name and len(captures) > 1:
+        raise KitError("--name names one capture; many are named after their files")
+    names = [name or Path(c).name.split(".")[0] for c in captures]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise KitError(f"two captures would be partition capture={dup[0]}: convert them "
+                       f"one at a time with --name")
+    for kind, v in (("board", board), ("workload", workload), *(("capture", n) for n in names)):
+        if v is not None:
+            dataset.check_value(kind, v)
+    for c in captures:
+        _read_kw(c, fmt, None, None)  # every capture exists and is one, before writing any
+    _quiet_reader()
+    try:
+        Path(root).mkdir(parents=True, exist_ok=True)
+        for c, n in zip(captures, names):
+            logs = _read_errors(c, lambda c=c: build_file(c, arch, batch_size=batch_size,
+                                                            fmt=fmt))
+            path, rows = dataset.add_capture(root, c, board, workload, n, logs=logs)
+            click.echo(f"{path}: {rows:,} records")
+    except OSError as exc:
+        raise KitError(f"cannot write {root}: {exc.strerror or exc}") from None
 
 
 @main.command("export")

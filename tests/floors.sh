@@ -27,6 +27,6 @@ fi
 echo "== floors: $("$venv/bin/python" -c 'import importlib.metadata as m
 print(", ".join(f"{n} {m.version(n)}" for n in ("numpy", "pandas", "pyarrow", "matplotlib",
       "click", "rich", "pyyaml", "jinja2", "fabric", "docker", "pytest", "hypothesis",
-      "nbclient", "ipykernel", "duckdb")))')"
+      "nbclient", "ipykernel", "duckdb", "dask", "distributed")))')"
 PATH="$venv/bin:$PATH" "$venv/bin/python" -m pytest -p no:cacheprovider \
   -m "not board and not docker and not oracle" -k "not cross_builds" "$@"

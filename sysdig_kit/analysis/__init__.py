@@ -9,6 +9,9 @@ returned, never shown), and the playbook runner for repeatable experiments.
 
 Every table function takes an event frame (docs/frame.md) or a replay log
 (docs/replay-log.md); a frame is turned into its log with `sysdig_kit.replay.build` first.
+counts, latency_stats, errors and sufficiency also take the path of a dataset made by
+`sysdig-kit convert --dataset` (docs/dataset.md), computed out of core by DuckDB or on a Dask
+cluster (engine="dask"; analysis/ooc.py).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ syscall, whichever era the capture is from), so an enter+exit pair counts once.
 from __future__ import annotations
 
 import ipaddress
+import os
 from functools import cache
 
 import pandas as pd
@@ -24,6 +25,11 @@ _FAMILY = {1: "unix", 2: "inet", 10: "inet6", 16: "netlink", 17: "packet"}
 
 
 # --- frame or log -----------------------------------------------------------------------------
+
+def _is_dataset(x) -> bool:
+    """A path: a Parquet dataset of replay logs (analysis/dataset.py), computed out of core."""
+    return isinstance(x, (str, os.PathLike))
+
 
 def _is_log(x: pd.DataFrame) -> bool:
     return {"kind", "seq", "syscall"} <= set(x.columns)
@@ -49,13 +55,21 @@ def _syscalls(x) -> pd.DataFrame:
 
 # --- counts, latency, timeline ----------------------------------------------------------------
 
-def counts(x: pd.DataFrame, level: str = "thread") -> pd.DataFrame:
+COUNT_KEYS = {"thread": ["proc_pid", "proc_name", "thread_tid", "syscall"],
+              "process": ["proc_pid", "proc_name", "syscall"], "syscall": ["syscall"]}
+
+
+def counts(x, level: str = "thread", **dataset_kw) -> pd.DataFrame:
     """Syscalls per `level`: "thread" (pid, name, tid, syscall), "process" (pid, name,
-    syscall) or "syscall"; column `count`, largest first."""
-    keys = {"thread": ["proc_pid", "proc_name", "thread_tid", "syscall"],
-            "process": ["proc_pid", "proc_name", "syscall"], "syscall": ["syscall"]}
+    syscall) or "syscall"; column `count`, largest first. `x` is a frame, a log, or the path
+    of a dataset (analysis/dataset.py; then engine="duckdb" or "dask", see analysis/ooc.py)."""
+    keys = COUNT_KEYS
     if level not in keys:
         raise KitError(f"level {level!r}: one of {', '.join(keys)}")
+    if _is_dataset(x):
+        from . import ooc
+
+        return ooc.counts(x, level, **dataset_kw)
     sc = _syscalls(x)
     out = (sc.groupby(keys[level], dropna=False, observed=True).size().rename("count")
            .reset_index().sort_values(["count"] + keys[level],
@@ -80,9 +94,14 @@ def latency(x: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def latency_stats(x: pd.DataFrame) -> pd.DataFrame:
+def latency_stats(x, **dataset_kw) -> pd.DataFrame:
     """Latency distribution per syscall in µs: records, measured, median, p25, p75, p95, max
-    (NA where nothing was measured); most frequent syscall first."""
+    (NA where nothing was measured); most frequent syscall first (ties in name order). A
+    dataset path is computed out of core (the quantiles are exact, as here)."""
+    if _is_dataset(x):
+        from . import ooc
+
+        return ooc.latency_stats(x, **dataset_kw)
     lat = x if "latency_ns" in x.columns else latency(x)
     us = lat["latency_ns"].astype("Float64") / 1e3
     g = us.groupby(lat["syscall"], observed=True)
@@ -97,7 +116,8 @@ def latency_stats(x: pd.DataFrame) -> pd.DataFrame:
     })
     for c in ("median_us", "p25_us", "p75_us", "p95_us", "max_us"):
         out[c] = out[c].astype("Float64").where(out["measured"] > 0, pd.NA)
-    out = out.sort_values(["records"], ascending=False).reset_index()
+    out = out.astype({"records": "int64", "measured": "int64"})  # the same in every pandas
+    out = out.sort_values(["records"], ascending=False, kind="stable").reset_index()
     out.attrs.update(lat.attrs)
     return out
 
@@ -253,20 +273,39 @@ def sockets(frame: pd.DataFrame, log: pd.DataFrame | None = None) -> pd.DataFram
 
 # --- errors, sufficiency ----------------------------------------------------------------------
 
-def errors(x: pd.DataFrame, by_syscall: bool = False) -> pd.DataFrame:
-    """Failed syscalls by errno (count, which syscalls); by_syscall=True: per (syscall, errno)."""
-    sc = _syscalls(x)
-    bad = sc[sc["errno"].notna()]
+def errors(x, by_syscall: bool = False, **dataset_kw) -> pd.DataFrame:
+    """Failed syscalls by errno (count, which syscalls, most first); by_syscall=True: per
+    (syscall, errno). Ties in name order. A dataset path is counted out of core."""
+    if _is_dataset(x):
+        from . import ooc
+
+        per = ooc.error_counts(x, **dataset_kw)
+    else:
+        sc = _syscalls(x)
+        bad = sc[sc["errno"].notna()]
+        per = (bad.assign(errno_num=-bad["res"])
+               .groupby(["errno", "syscall"], observed=True)
+               .agg(count=("syscall", "size"), errno_num=("errno_num", "max")).reset_index())
+    return errors_table(per, by_syscall)
+
+
+def errors_table(per: pd.DataFrame, by_syscall: bool = False) -> pd.DataFrame:
+    """errors()'s table from counts per (errno, syscall) with errno_num, whichever engine
+    counted them."""
+    per = per.astype({"errno": "string", "syscall": "string", "count": "int64"})
+    per = per.sort_values(["count", "syscall", "errno"], ascending=[False, True, True],
+                          kind="stable")
     if by_syscall:
-        out = bad.groupby(["syscall", "errno"], observed=True).size().rename("count")
-        return out.reset_index().sort_values("count", ascending=False).reset_index(drop=True)
+        return per[["syscall", "errno", "count"]].reset_index(drop=True)
     rows = []
-    for errno, g in bad.groupby("errno", observed=True):
-        per = g["syscall"].value_counts()
-        rows.append({"errno": errno, "errno_num": int(-g["res"].iloc[0]), "count": len(g),
-                     "syscalls": ", ".join(f"{k} {v}" for k, v in per.items())})
+    for errno, g in per.groupby("errno", observed=True, sort=True):
+        rows.append({"errno": errno, "errno_num": int(g["errno_num"].max()),
+                     "count": int(g["count"].sum()),
+                     "syscalls": ", ".join(f"{k} {v}" for k, v in zip(g["syscall"], g["count"]))})
     out = pd.DataFrame(rows, columns=["errno", "errno_num", "count", "syscalls"])
-    return out.sort_values("count", ascending=False).reset_index(drop=True)
+    out = out.astype({"errno": "string", "errno_num": "int64", "count": "int64",
+                      "syscalls": "string"})
+    return out.sort_values("count", ascending=False, kind="stable").reset_index(drop=True)
 
 
 _WHY = {
@@ -296,14 +335,19 @@ def _has_flag(flags: pd.Series, flag: str) -> pd.Series:
     return flags.map(lambda f: f is not None and flag in list(f)).astype(bool)
 
 
-def sufficiency(x: pd.DataFrame, manifest=None) -> pd.DataFrame:
+def sufficiency(x, manifest=None, **dataset_kw) -> pd.DataFrame:
     """Can each syscall be replayed from the log? One row per syscall: records, with a return
     value, needing output (a buffer or memory written back), with complete output, complete
     records (the replayer's rule), status, why, remedy.
 
     Given a frame, `attrs["check"]` holds the full `sysdig-kit check` result (verdict, capture
     level reasons such as drops), and `attrs["capture_issues"]` its insufficient reasons that
-    are not about single records (drops, lost events)."""
+    are not about single records (drops, lost events). Given a dataset path, the per-syscall
+    counts are computed out of core (analysis/ooc.py)."""
+    if _is_dataset(x):
+        from . import ooc
+
+        return sufficiency_table(ooc.sufficiency_sums(x, **dataset_kw))
     log = replay_log(x)
     sc = log[log["kind"] == "syscall"]
     result = None
@@ -322,34 +366,13 @@ def sufficiency(x: pd.DataFrame, manifest=None) -> pd.DataFrame:
     incomplete = pd.Series(False, index=sc.index)
     for m in per_flag.values():
         incomplete |= m
-    d = pd.DataFrame({"syscall": sc["syscall"], "has_res": sc["res"].notna(), "needs": needs,
-                      "complete_out": needs & ~trunc & ~nowb, "complete": ~incomplete,
+    d = pd.DataFrame({"syscall": sc["syscall"], "records": 1, "with_return_value":
+                      sc["res"].notna(), "with_output": needs,
+                      "with_complete_output": needs & ~trunc & ~nowb, "complete": ~incomplete,
                       "never": _has_flag(flags, "never_returns"),
                       **{f"f_{f}": m for f, m in per_flag.items()}})
-    rows = []
-    for name, g in d.groupby("syscall", observed=True):
-        why, fix = [], []
-        for f in incomplete_flags:
-            n = int(g[f"f_{f}"].sum())
-            if n:
-                why.append(f"{_WHY.get(f, f)}: {n}")
-                # check's own remedy where it is specific (the snaplen a capture needs)
-                fix.append(remedies[f] if f == "truncated_buffer" and f in remedies
-                           else _REMEDY.get(f) or remedies.get(f, ""))
-        if g["never"].any():
-            why.append(f"never returns (nothing to replay): {int(g['never'].sum())}")
-        n, ok = len(g), int(g["complete"].sum())
-        rows.append({"syscall": name, "records": n, "with_return_value": int(g["has_res"].sum()),
-                     "with_output": int(g["needs"].sum()),
-                     "with_complete_output": int(g["complete_out"].sum()), "complete": ok,
-                     "status": "replayable" if ok == n else "not replayable" if ok == 0
-                     else "partly", "why": "; ".join(why), "remedy": "; ".join(fix)})
-    out = pd.DataFrame(rows, columns=["syscall", "records", "with_return_value", "with_output",
-                                      "with_complete_output", "complete", "status", "why",
-                                      "remedy"])
-    order = {"not replayable": 0, "partly": 1, "replayable": 2}
-    out = out.sort_values(["status", "records"], key=lambda s: s.map(order) if s.name == "status"
-                          else -s).reset_index(drop=True)
+    sums = d.groupby("syscall", observed=True).sum().astype("int64")
+    out = sufficiency_table(sums, remedies)
     out.attrs["era"] = log.attrs.get("era")
     if result is not None:
         out.attrs["check"] = result
@@ -357,6 +380,42 @@ def sufficiency(x: pd.DataFrame, manifest=None) -> pd.DataFrame:
                                        if r["severity"] == "insufficient"
                                        and r["code"] not in incomplete_flags]
     return out
+
+
+SUFFICIENCY_SUMS = ["records", "with_return_value", "with_output", "with_complete_output",
+                    "complete", "never"]
+
+
+def sufficiency_table(sums: pd.DataFrame, remedies: dict | None = None) -> pd.DataFrame:
+    """sufficiency()'s table from its per-syscall counts (index syscall; SUFFICIENCY_SUMS and
+    f_<flag> for each incomplete flag), whichever engine counted them."""
+    remedies = remedies or {}
+    rows = []
+    for name, g in sums.sort_index().iterrows():
+        why, fix = [], []
+        for f in _incomplete_flags():
+            n = int(g.get(f"f_{f}", 0))
+            if n:
+                why.append(f"{_WHY.get(f, f)}: {n}")
+                # check's own remedy where it is specific (the snaplen a capture needs)
+                fix.append(remedies[f] if f == "truncated_buffer" and f in remedies
+                           else _REMEDY.get(f) or remedies.get(f, ""))
+        if g["never"]:
+            why.append(f"never returns (nothing to replay): {int(g['never'])}")
+        n, ok = int(g["records"]), int(g["complete"])
+        rows.append({"syscall": name, "records": n,
+                     "with_return_value": int(g["with_return_value"]),
+                     "with_output": int(g["with_output"]),
+                     "with_complete_output": int(g["with_complete_output"]), "complete": ok,
+                     "status": "replayable" if ok == n else "not replayable" if ok == 0
+                     else "partly", "why": "; ".join(why), "remedy": "; ".join(fix)})
+    out = pd.DataFrame(rows, columns=["syscall", "records", "with_return_value", "with_output",
+                                      "with_complete_output", "complete", "status", "why",
+                                      "remedy"])
+    order = {"not replayable": 0, "partly": 1, "replayable": 2}
+    # stable, so equal (status, records) stay in syscall order whichever engine counted
+    return out.sort_values(["status", "records"], key=lambda s: s.map(order)
+                           if s.name == "status" else -s, kind="stable").reset_index(drop=True)
 
 
 # --- overhead (playbook results) --------------------------------------------------------------
