@@ -38,6 +38,19 @@ FILTERS = [
     "fd.num in (0, 1, 2, 10) and not evt.type in (dup, dup2, dup3, pipe, pipe2, fcntl)",
     "fd.num>=4 and not evt.type in (dup, dup2, dup3, pipe, pipe2, fcntl)",
     "evt.rawres exists and evt.type=close",
+    # evt.res: SUCCESS or the errno name
+    "evt.res=ENOENT",
+    "evt.res!=SUCCESS and not evt.type=close",
+    "evt.type=read and evt.res=SUCCESS",
+    # evt.arg.*: strings, flag names, numbers, errno names as libsinsp renders them
+    "evt.arg.name contains /etc",
+    "evt.arg.name=/etc/passwd or evt.arg.filename startswith /usr",
+    "evt.arg.flags contains O_CLOEXEC",
+    "evt.arg.flags contains O_CREAT and evt.dir='<'",
+    "evt.arg.size=832",
+    "evt.arg.request exists",
+    "evt.arg.sig in (SIGINT, SIGCHLD, SIGTERM)",
+    "evt.arg.pid>0 and evt.type=kill",
 ]
 
 pytestmark = pytest.mark.oracle
@@ -73,6 +86,9 @@ def test_read_with_filter_and_unsupported_field():
     assert len(df) and (df.evt_rawres < 0).all() and set(df.evt_type) <= {"openat", "read"}
     with pytest.raises(KitError, match=r"unsupported field 'fd\.name'"):
         sysdig_kit.read(NEW_ERA, filter="fd.name contains /etc")
+    # an fd argument sysdig resolves through its fd table: refused, not guessed
+    with pytest.raises(KitError, match=r"evt\.arg\.fd is a file descriptor.*fd\.num"):
+        sysdig_kit.read(NEW_ERA, filter="evt.arg.fd=3")
     for bad in ("evt.type=", "(evt.type=read", "evt.num<abc", "proc.name ~ x", ""):
         with pytest.raises(KitError):
             sysdig_kit.read(NEW_ERA, filter=bad or " ")

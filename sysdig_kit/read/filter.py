@@ -31,7 +31,15 @@ FIELDS = {
     # libsinsp's other per-parser choices (dup's oldfd, pipe's first fd, fcntl F_DUPFD of an
     # fd it does not know) come from its fd table and are not replicated
     "fd.num": ("fd_num", "int"),
+    # SUCCESS, or the errno name of a negative result (see _with_res)
+    "evt.res": ("evt_res", "str"),
 }
+# libsinsp's names of signals 1-31 (the Linux numbering of arm64 and x86_64); others: the number
+_SIGNALS = dict(enumerate(
+    "SIGHUP SIGINT SIGQUIT SIGILL SIGTRAP SIGABRT SIGBUS SIGFPE SIGKILL SIGUSR1 SIGSEGV SIGUSR2 "
+    "SIGPIPE SIGALRM SIGTERM SIGSTKFLT SIGCHLD SIGCONT SIGSTOP SIGTSTP SIGTTIN SIGTTOU SIGURG "
+    "SIGXCPU SIGXFSZ SIGVTALRM SIGPROF SIGWINCH SIGIO SIGPWR SIGSYS".split(), start=1))
+_ARG = re.compile(r"\bevt\.arg\.([A-Za-z_][A-Za-z0-9_]*)")
 CMP = ("<=", ">=", "!=", "=", "==", "<", ">")
 WORD_OPS = ("in", "contains", "icontains", "startswith", "endswith", "exists", "pmatch")
 _TOKEN = re.compile(r"""\s*(?:(?P<lp>\()|(?P<rp>\))|(?P<comma>,)|(?P<op><=|>=|!=|==|=|<|>)
@@ -127,8 +135,10 @@ class _Parser:
         raise KitError(f"filter: expected an operator after {val}, got {op!r}")
 
     def field(self, name: str):
+        if name.startswith("evt.arg.") and name in self.df.columns:  # added by _with_args
+            return self.df[name], "str"
         if name not in FIELDS:
-            known = ", ".join(FIELDS)
+            known = ", ".join([*FIELDS, "evt.arg.NAME"])
             raise KitError(f"filter: unsupported field {name!r} (this frame's fields: {known})")
         cname, ftype = FIELDS[name]
         if cname not in self.df.columns:
@@ -216,6 +226,73 @@ def _with_fd(df: pd.DataFrame, text: str) -> pd.DataFrame:
     return out
 
 
+def _with_res(df: pd.DataFrame, text: str) -> pd.DataFrame:
+    """evt_res as sysdig shows it: SUCCESS for a result >= 0, else its errno name (the number
+    when the name is not known); NA where the event has no result."""
+    if "evt.res" not in text or "evt_res" in df.columns or "evt_rawres" not in df.columns:
+        return df
+    from .typed import errno_names
+
+    raw = df["evt_rawres"].astype("Int64")
+    names = errno_names()
+    neg = raw[raw < 0].dropna().unique()
+    lut = {int(v): names.get(-int(v), str(int(v))) for v in neg}
+    res = pd.Series("SUCCESS", index=df.index, dtype="string").where(raw.notna(), pd.NA)
+    bad = (raw < 0).fillna(False).to_numpy(bool)
+    res[bad] = raw[bad].map(lambda v: lut[int(v)]).astype("string")
+    out = df.copy()
+    out["evt_res"] = res
+    return out
+
+
+def _with_args(df: pd.DataFrame, text: str) -> pd.DataFrame:
+    """A string column `evt.arg.NAME` per argument the filter names, rendered as libsinsp
+    compares it: strings and flag names as they are, numbers in decimal, a negative PT_ERRNO
+    as its errno name, a signal as its name. fd arguments are refused: sysdig resolves them through its fd table
+    (`<f>/etc/passwd`), which a frame does not hold; buffers too (sysdig's escaping)."""
+    names = sorted(set(_ARG.findall(text)) - {c[8:] for c in df.columns
+                                               if str(c).startswith("evt.arg.")})
+    if not names:
+        return df
+    from .args import param_types
+    from .typed import events
+
+    table = df.attrs.get("event_table")
+    pos = pd.Series(np.arange(len(df)), index=df["evt_num"].to_numpy())
+    types = df["evt_type"].astype(str).unique()
+    cols = {n: np.full(len(df), None, dtype=object) for n in names}
+    for t in types:
+        ptypes = [param_types(t, d, table) for d in (">", "<")]
+        have = [n for n in names if any(n in p for p in ptypes)]
+        if not have:
+            continue
+        ev = events(df, t)
+        at = pos.loc[ev["evt_num"].to_numpy()].to_numpy()
+        for n in have:
+            kinds = {p[n] for p in ptypes if n in p}
+            if "PT_FD" in kinds or "PT_FDLIST" in kinds:
+                raise KitError(f"filter: evt.arg.{n} is a file descriptor of {t}, which sysdig "
+                               f"compares resolved through its fd table (<f>/path), not held "
+                               f"in a frame: use fd.num")
+            if n not in ev.columns:
+                continue
+            v = ev[n]
+            if isinstance(v.dtype, pd.ArrowDtype) and "binary" in str(v.dtype):
+                raise KitError(f"filter: evt.arg.{n} of {t} is a buffer: not supported")
+            vals = v.astype("string")
+            if "PT_SIGTYPE" in kinds:
+                vals = v.astype("Int64").map(lambda x: _SIGNALS.get(x, str(x)),
+                                             na_action="ignore").astype("string")
+            if f"{n}_errno" in ev.columns:  # PT_ERRNO: a failure shows as its name
+                e = ev[f"{n}_errno"].astype("string")
+                vals = e.where(e.notna(), vals)
+            cols[n][at] = vals.to_numpy(dtype=object, na_value=None)
+    out = df.copy()
+    for n in names:
+        out[f"evt.arg.{n}"] = pd.array(cols[n], dtype="string")
+    return out
+
+
 def _creates_fd(table: str) -> set[str]:
     from . import eventtable
 
@@ -227,7 +304,7 @@ def compile_filter(df: pd.DataFrame, text: str) -> np.ndarray:
     """The boolean mask of the events of `df` that `text` (a sysdig filter) keeps."""
     if not isinstance(text, str):
         raise KitError(f"filter: expected a string, got {type(text).__name__}")
-    return _Parser(text, _with_fd(df, text)).parse()
+    return _Parser(text, _with_args(_with_res(_with_fd(df, text), text), text)).parse()
 
 
 def apply_filter(df: pd.DataFrame, text: str | None) -> pd.DataFrame:
