@@ -36,9 +36,10 @@ FIELDS = {
 }
 # libsinsp's names of signals 1-31 (the Linux numbering of arm64 and x86_64); others: the number
 _SIGNALS = dict(enumerate(
-    "SIGHUP SIGINT SIGQUIT SIGILL SIGTRAP SIGABRT SIGBUS SIGFPE SIGKILL SIGUSR1 SIGSEGV SIGUSR2 "
-    "SIGPIPE SIGALRM SIGTERM SIGSTKFLT SIGCHLD SIGCONT SIGSTOP SIGTSTP SIGTTIN SIGTTOU SIGURG "
-    "SIGXCPU SIGXFSZ SIGVTALRM SIGPROF SIGWINCH SIGIO SIGPWR SIGSYS".split(), start=1))
+    ["SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE",
+     "SIGKILL", "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT",
+     "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU",
+     "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGPWR", "SIGSYS"], start=1))
 _ARG = re.compile(r"\bevt\.arg\.([A-Za-z_][A-Za-z0-9_]*)")
 CMP = ("<=", ">=", "!=", "=", "==", "<", ">")
 WORD_OPS = ("in", "contains", "icontains", "startswith", "endswith", "exists", "pmatch")
