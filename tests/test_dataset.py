@@ -84,7 +84,9 @@ def test_partitions_and_provenance(ds):
     assert row["driver_version"] == man["versions"]["driver"] == "0.23.2+replay-complete.1"
     assert row["patch_set"] == "replay-complete.1" and row["sysdig_version"] == "0.41.4+repack"
     assert row["kit_version"] == sysdig_kit.__version__
-    assert row["kit_git_rev"] == provenance.kit()["kit_git_rev"]
+    # the commit (the convert ran in another process: the tree may have turned +dirty since)
+    rev = provenance.kit()["kit_git_rev"]
+    assert (row["kit_git_rev"] or "").split("+")[0] == (rev or "").split("+")[0]
     # has_output is the rule sufficiency() applies to the buffers
     log = replay.build(sysdig_kit.read(CAPTURES[2][0]))
     want = log["buffers"].map(lambda b: b is not None and any(x["output"] for x in b))

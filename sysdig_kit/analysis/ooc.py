@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..errors import KitError
@@ -60,6 +61,7 @@ def _duck_query(path, select: str, where: dict | None, **opts) -> pd.DataFrame:
     glob = str(Path(path) / "board=*" / "workload=*" / "capture=*" / ds.FILE)
     con = duckdb.connect(config=config)
     try:
+        con.execute("SET enable_progress_bar = false")  # it would print into our stdout
         con.execute(f"CREATE VIEW log AS SELECT * FROM read_parquet({_lit(glob)}, "
                     f"hive_partitioning = true) WHERE kind = 'syscall' AND {cond}")
         return con.execute(select).fetch_df()
@@ -144,12 +146,7 @@ def _stats_part(part: pd.DataFrame) -> pd.DataFrame:
 def latency_stats(path, engine: str = "duckdb", where: dict | None = None, scheduler=None,
                   **opts) -> pd.DataFrame:
     if _engine(engine) == "duckdb":
-        # quantile_cont is pandas' "linear" interpolation: the same figures
-        q = ", ".join(f"quantile_cont(us, {v}) AS {c}" for c, v in _QUANTILES.items())
-        out = _duck_query(path, f"""
-            SELECT syscall, count(*) AS records, count(us) AS measured, {q}, max(us) AS max_us
-            FROM (SELECT syscall, (exit_ts - enter_ts) / 1e3 AS us FROM log)
-            GROUP BY syscall""", where, **opts)
+        out = _duck_latency(path, where, **opts)
     else:
         df = _dask_frame(path, ["syscall", "enter_ts", "exit_ts"], where, scheduler)
         df = df.assign(us=(df["exit_ts"] - df["enter_ts"]).astype("float64[pyarrow]") / 1e3)
@@ -166,6 +163,43 @@ def latency_stats(path, engine: str = "duckdb", where: dict | None = None, sched
                "max_us"]]
     out = out.sort_values("syscall").sort_values("records", ascending=False, kind="stable")
     return out.reset_index(drop=True)
+
+
+def _duck_latency(path, where, **opts) -> pd.DataFrame:
+    """Exact quantiles out of core. DuckDB's quantile_cont holds every value of a group in
+    memory (it failed at 512 MB on 48M records), so: a histogram per (syscall, latency) (a
+    hash aggregate, which spills), cumulative counts over it, and per quantile the two values
+    around its position q*(n-1) (the first latency whose cumulative count passes each rank);
+    pandas' linear interpolation between them is done here, on a few numbers per syscall."""
+    picks = []
+    for i, q in enumerate(_QUANTILES.values()):
+        # in float64 as numpy computes the position, so both pick the same ranks
+        lo = f"floor(CAST({q!r} AS DOUBLE) * CAST(total - 1 AS DOUBLE))"
+        picks += [f"min(lat) FILTER (WHERE cum > {lo}) AS lo{i}",
+                  f"min(lat) FILTER (WHERE cum > least({lo} + 1, total - 1)) AS hi{i}"]
+    raw = _duck_query(path, f"""
+        WITH l AS (SELECT syscall, exit_ts - enter_ts AS lat FROM log),
+        r AS (SELECT syscall, count(*) AS records FROM l GROUP BY syscall),
+        h AS (SELECT syscall, lat, count(*) AS n FROM l WHERE lat IS NOT NULL
+              GROUP BY syscall, lat),
+        c AS (SELECT syscall, lat,
+                     sum(n) OVER (PARTITION BY syscall ORDER BY lat
+                                  ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cum,
+                     sum(n) OVER (PARTITION BY syscall) AS total FROM h),
+        k AS (SELECT syscall, total, max(lat) AS mx, {", ".join(picks)} FROM c
+              GROUP BY syscall, total)
+        SELECT r.syscall, r.records, coalesce(k.total, 0) AS measured, k.* EXCLUDE (syscall)
+        FROM r LEFT JOIN k ON r.syscall = k.syscall""", where, **opts)
+    out = raw[["syscall", "records", "measured"]].copy()
+    n = raw["measured"].astype("float64")
+    for i, (c, q) in enumerate(_QUANTILES.items()):
+        pos = q * (n - 1)
+        frac = pos - np.floor(pos)
+        lo = raw[f"lo{i}"].astype("float64") / 1e3
+        hi = raw[f"hi{i}"].astype("float64") / 1e3
+        out[c] = lo + (hi - lo) * frac
+    out["max_us"] = raw["mx"].astype("float64") / 1e3
+    return out
 
 
 def error_counts(path, engine: str = "duckdb", where: dict | None = None, scheduler=None,
