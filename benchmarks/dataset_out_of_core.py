@@ -67,6 +67,24 @@ except MemoryError:
 """
 
 
+# The same table on a Dask LocalCluster (workers are processes: their peak RSS is asked of them)
+DASK_SIDE = r"""
+from distributed import Client, LocalCluster
+from sysdig_kit import analysis as A
+ds, kw = sys.argv[1], json.loads(sys.argv[2])
+def _hwm():
+    with open("/proc/self/status") as f:
+        return next(int(ln.split()[1]) * 1024 for ln in f if ln.startswith("VmHWM:"))
+with LocalCluster(n_workers=kw["workers"], threads_per_worker=1, processes=True,
+                  memory_limit=kw["worker_memory"], dashboard_address=None) as cl, \
+        Client(cl) as client:
+""" + START.replace("_base", "    _base").replace("_t, _c", "    _t, _c") + r"""
+    out = %(expr)s
+    workers = client.run(_hwm)
+_done(rows=len(out), workers=sorted(workers.values()))
+"""
+
+
 def build_dataset(partitions: int) -> Path:
     big, _ = build_big(SOURCE, 1_000_000)
     root = cache_dir("bench") / f"dataset-{big.stem}-p{partitions}.v1"
@@ -141,6 +159,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--only", nargs="*", default=list(QUERIES))
     ap.add_argument("--no-pandas", action="store_true", help="skip the pandas side")
+    ap.add_argument("--dask", default=None, metavar="WORKERSxMEMORY",
+                    help="instead of DuckDB, a Dask LocalCluster, e.g. 2x768MiB")
     ap.add_argument("--pandas-capped", action="store_true",
                     help="also run the pandas side under the RLIMIT_AS")
     a = ap.parse_args()
@@ -156,13 +176,23 @@ def main():
     for name in a.only:
         expr, cols = QUERIES[name]
         need = sum(s["arrow"][c] for c in cols)
-        d = run(DUCK_SIDE % {"expr": expr}, [str(root), kw], as_limit)
-        line = f"{name:>16}: columns {need / 1e9:.2f} GB as Arrow; DuckDB "
+        if a.dask:
+            n, mem = a.dask.split("x")
+            dkw = json.dumps({"workers": int(n), "worker_memory": mem})
+            d = run(DASK_SIDE % {"expr": expr.replace("**kw", "engine='dask', scheduler=client")},
+                    [str(root), dkw], None)
+            line = f"{name:>16}: columns {need / 1e9:.2f} GB as Arrow; Dask {a.dask} "
+        else:
+            d = run(DUCK_SIDE % {"expr": expr}, [str(root), kw], as_limit)
+            line = f"{name:>16}: columns {need / 1e9:.2f} GB as Arrow; DuckDB "
         if "error" in d:
             line += f"FAILED {d['error']}"
         else:
             line += (f"{d['wall']:.1f} s wall, {d['cpu']:.1f} s CPU, peak RSS "
                      f"{d['rss'] / 1e6:.0f} MB ({d['rows']} rows)")
+            if "workers" in d:
+                line += " client; workers " + ", ".join(f"{w / 1e6:.0f}" for w in d["workers"])
+                line += " MB"
         if not a.no_pandas:
             p = run(PANDAS_SIDE, [str(root), json.dumps(cols)], None)
             line += "; pandas read_parquet of those columns: " + (

@@ -69,7 +69,7 @@ def counts(x, level: str = "thread", **dataset_kw) -> pd.DataFrame:
     if _is_dataset(x):
         from . import ooc
 
-        return ooc.counts(x, level, **dataset_kw)
+        return ooc.counts(x, keys[level], **dataset_kw)
     sc = _syscalls(x)
     out = (sc.groupby(keys[level], dropna=False, observed=True).size().rename("count")
            .reset_index().sort_values(["count"] + keys[level],
@@ -347,7 +347,8 @@ def sufficiency(x, manifest=None, **dataset_kw) -> pd.DataFrame:
     if _is_dataset(x):
         from . import ooc
 
-        return sufficiency_table(ooc.sufficiency_sums(x, **dataset_kw))
+        return sufficiency_table(ooc.sufficiency_sums(x, _incomplete_flags(), SUFFICIENCY_SUMS,
+                                                      **dataset_kw))
     log = replay_log(x)
     sc = log[log["kind"] == "syscall"]
     result = None

@@ -106,11 +106,9 @@ def _compute(obj, scheduler):
 
 # --- the tables -------------------------------------------------------------------------------
 
-def counts(path, level: str = "thread", engine: str = "duckdb", where: dict | None = None,
+def counts(path, keys: list[str], engine: str = "duckdb", where: dict | None = None,
            scheduler=None, **opts) -> pd.DataFrame:
-    from .frames import COUNT_KEYS
-
-    keys = COUNT_KEYS[level]
+    """frames.counts on a dataset: records per `keys` (frames.COUNT_KEYS of the level)."""
     if _engine(engine) == "duckdb":
         k = ", ".join(keys)
         out = _duck_query(path, f"SELECT {k}, count(*) AS count FROM log GROUP BY {k}",
@@ -217,12 +215,10 @@ def error_counts(path, engine: str = "duckdb", where: dict | None = None, schedu
     return out.reset_index()
 
 
-def sufficiency_sums(path, engine: str = "duckdb", where: dict | None = None, scheduler=None,
-                     **opts) -> pd.DataFrame:
-    """Per syscall, the counts frames.sufficiency_table turns into the sufficiency table."""
-    from .frames import SUFFICIENCY_SUMS, _incomplete_flags
-
-    flags = _incomplete_flags()
+def sufficiency_sums(path, flags: list[str], sums: list[str], engine: str = "duckdb",
+                     where: dict | None = None, scheduler=None, **opts) -> pd.DataFrame:
+    """Per syscall, the counts frames.sufficiency_table turns into the sufficiency table:
+    `sums` (frames.SUFFICIENCY_SUMS) and f_FLAG for each of the incomplete `flags`."""
     if _engine(engine) == "duckdb":
         has = {f: f"list_contains(flags, {_lit(f)})" for f in flags + ["never_returns"]}
         nowb = has.get("no_write_back", "FALSE")
@@ -239,7 +235,7 @@ def sufficiency_sums(path, engine: str = "duckdb", where: dict | None = None, sc
             GROUP BY syscall""", where, **opts)
     else:
         df = _dask_frame(path, ["syscall", "res", "has_output", "flags"], where, scheduler)
-        cols = SUFFICIENCY_SUMS + [f"f_{f}" for f in flags]
+        cols = sums + [f"f_{f}" for f in flags]
         meta = pd.DataFrame({"syscall": pd.Series(dtype="string"),
                              **{c: pd.Series(dtype="int64") for c in cols}})
         part = df.map_partitions(_sufficiency_rows, flags, meta=meta)
