@@ -16,7 +16,7 @@ for step in tests/setup/00-apt.sh tests/setup/10-python.sh tests/setup/30-docker
 done
 board="${SYSDIG_KIT_BOARD:-$("$SYSDIG_KIT_VENV/bin/python" -c 'from sysdig_kit import profiles; print(profiles.default_board())')}"
 export SYSDIG_KIT_BOARD="$board"
-out=out
+out="${SYSDIG_KIT_OUT:-out}"  # where the job leaves its files
 mkdir -p "$out"
 echo "== board: $board"
 
