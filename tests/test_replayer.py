@@ -104,6 +104,17 @@ def test_every_write_back_the_data_names_has_a_destination(arch):
 
 # --- the JSONL reader agrees with ReplayLog ---------------------------------------------------
 
+def test_ioctl_writes_as_the_driver_records():
+    """The replay-complete driver records ioctl's `out` only for requests that write: a setter
+    without it is complete (a TIOCSPTLCK stopped the tty replay on the board before)."""
+    from sysdig_kit.replayer.engine import ioctl_writes
+
+    for req in (0x5401, 0x5413, 0x540F, 0x80045430, 0x802C542A):  # TCGETS TIOCGWINSZ TIOCGPGRP TIOCGPTN TCGETS2
+        assert ioctl_writes(req), hex(req)
+    for req in (0x40045431, 0x402C542B, 0x540E, 0x5414, 0x5402):  # TIOCSPTLCK TCSETS2 TIOCSCTTY TIOCSWINSZ TCSETS
+        assert not ioctl_writes(req), hex(req)
+
+
 def test_stdlib_reader_walks_the_log_like_replaylog(tmp_path):
     frame = replay.build(__import__("sysdig_kit").read(DATA / "replay-complete-zsh-s4096.scap"))
     path = replay.write(frame, tmp_path / "zsh.jsonl")
