@@ -76,7 +76,7 @@ def _hwm():
     with open("/proc/self/status") as f:
         return next(int(ln.split()[1]) * 1024 for ln in f if ln.startswith("VmHWM:"))
 with LocalCluster(n_workers=kw["workers"], threads_per_worker=1, processes=True,
-                  memory_limit=kw["worker_memory"], dashboard_address=None) as cl, \
+                  memory_limit=kw["worker_memory"], dashboard_address=":0") as cl, \
         Client(cl) as client:
 """ + START.replace("_base", "    _base").replace("_t, _c", "    _t, _c") + r"""
     out = %(expr)s

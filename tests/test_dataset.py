@@ -111,7 +111,7 @@ def client():
     import distributed  # the test extra has it (no skip: tests/setup installs it)
 
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                                  memory_limit="1GB", dashboard_address=None) as cluster, \
+                                  memory_limit="1GB", dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as c:
         yield c
 
