@@ -4,10 +4,13 @@
 byte for byte. Then a log replayed against another command must diverge at the first differing
 syscall, and `check --replay` folds the experiment into its verdict.
 
-Bounded (~4 min warm, board up and bundle cached): three of the five workloads — the demo's zsh
-script (fork+exec, a pipe, SIGCHLD in rt_sigsuspend, `exit 3`), `ls -l /etc` (getdents64, statx,
-readlink) and the python3 one-liner (pid, time through the hidden vDSO, getrandom).
-`tools/replay_proof.py` runs all five, with either driver, for the README's table.
+All five workloads of the README's table (~6 min warm, board up and bundle cached): the demo's
+zsh script (fork+exec, a pipe, SIGCHLD in rt_sigsuspend, `exit 3`), `ls -l /etc` (getdents64,
+statx, readlink), `date; uname -a; cat /etc/hostname`, `head -c 16 /dev/urandom | od -x` and
+the python3 one-liner (pid, time through the hidden vDSO, getrandom). What the stock driver
+would have recorded of the same runs (`sysdig-kit export --stock`, byte for byte a stock
+capture) must not replay: the replayer stops at the first syscall it cannot restore and names
+it. `tools/replay_proof.py` runs them with either driver deployed, for the README's table.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ pytestmark = pytest.mark.board
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
-WORKLOADS = ("zsh-demo", "ls-etc", "python3")
+WORKLOADS = ("zsh-demo", "ls-etc", "date-uname-hostname", "urandom-od", "python3")
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +94,23 @@ def test_check_replay_folds_the_experiment_into_the_verdict(proof):
     else:
         assert result["verdict"] == "insufficient" and p.returncode == 1
         assert f"replay_{result['replay']['outcome']}" in codes
+
+
+@pytest.mark.parametrize("workload", ["zsh-demo", "urandom-od"])
+def test_what_the_stock_driver_records_stops_at_a_named_syscall(proof, workload, tmp_path):
+    from sysdig_kit.replayer import host
+
+    prof, out, res = proof
+    if res["kind"] != "replay-complete":
+        pytest.fail(f"the board's driver is {res['kind']}, not the default replay-complete")
+    scap = out / f"replay-complete-{workload}.scap"
+    argv = json.loads(Path(f"{scap}.manifest.json").read_text())["workload"]["argv"]
+    stock, log = tmp_path / "stock.scap", tmp_path / "stock.jsonl"
+    for cmd in (["export", str(scap), "--stock", "-o", str(stock)],
+                ["replay-log", str(stock), "-o", str(log)]):
+        subprocess.run([sys.executable, "-m", "sysdig_kit.cli", *cmd], check=True, timeout=300)
+    rc, s = host.replay_board(prof, log, argv, tmp_path / "s.json", timeout=120)
+    assert rc == 1 and s["outcome"] == "cannot_restore", s
+    rep = s["report"]
+    assert rep["recorded"]["syscall"] and rep["evt_num"] is not None, rep
+    assert rep["last_matching"] is not None, rep
