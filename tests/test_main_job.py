@@ -25,14 +25,13 @@ def test_main_job_ends_with_a_sufficient_log(board, tmp_path):  # `board`: tests
                        text=True, timeout=1800, check=False)
     tail = (p.stdout + p.stderr)[-3000:]
     assert p.returncode == 0, f"deploy/main.sh exited {p.returncode}:\n{tail}"
-    out = tmp_path
     for name in ("zsh.scap", "zsh.scap.manifest.json", "zsh.parquet", "zsh.replay.parquet",
                  "zsh.replay.jsonl"):
-        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
-    m = json.loads((out / "zsh.scap.manifest.json").read_text())
+        assert (tmp_path / name).is_file() and (tmp_path / name).stat().st_size > 0, name
+    m = json.loads((tmp_path / "zsh.scap.manifest.json").read_text())
     assert m["workload"]["rc"] == 3  # the demo script's `exit 3`
     assert "replay-complete" in json.dumps(m["versions"])  # the default driver, not stock
-    log = pd.read_parquet(out / "zsh.replay.parquet")
+    log = pd.read_parquet(tmp_path / "zsh.replay.parquet")
     assert len(log) > 100
     flagged = {f for fl in log["flags"] for f in fl}
     assert not flagged & {"no_return_value", "no_write_back", "truncated_buffer"}, flagged

@@ -4,13 +4,13 @@ both eras, scap and text, whole and streamed, and on random frames with awkward 
 
 from __future__ import annotations
 
-import itertools
 import struct
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import replay_reference as ref
+from batches import split_at
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -115,14 +115,9 @@ def test_random_frames_give_the_reference_records(rows, encoding, arch):
 @given(frames(), st.lists(st.integers(1, 40), min_size=1, max_size=6))
 def test_random_frames_streamed_give_the_reference_records(rows, cuts):
     whole = make(rows)
-    bounds = sorted({0, len(rows), *(c for c in cuts if c < len(rows))})
-    parts = []
-    for a, b in itertools.pairwise(bounds):
-        part = whole.iloc[a:b]
-        part.attrs.update(whole.attrs)
-        parts.append(part)
-    got = list(build_batches(parts or [whole]))
-    want = list(ref.build_batches(parts or [whole]))
+    parts = split_at(whole, cuts)
+    got = list(build_batches(parts))
+    want = list(ref.build_batches(parts))
     assert len(got) == len(want)
     for g, w in zip(got, want):
         same(g.reset_index(drop=True), w.reset_index(drop=True))

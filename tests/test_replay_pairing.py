@@ -8,6 +8,7 @@ import struct
 
 import pandas as pd
 import pytest
+from batches import split_at
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -259,18 +260,14 @@ def test_property_streaming_gives_the_same_records(evs, cuts):
 
     rows = [(e[0], e[1], e[2], e[3], [], i + 1, e[4]) for i, e in enumerate(evs)]
     whole = frame(rows)
-    bounds = sorted({0, len(rows), *(c for c in cuts if c < len(rows))})
-    parts = []
-    for a, b in itertools.pairwise(bounds):
-        part = whole.iloc[a:b]
-        part.attrs.update(whole.attrs)
-        parts.append(part)
+    parts = split_at(whole, cuts)
     key = ["thread_tid", "seq"]
-    got = [lg for lg in build_batches(parts or [whole]) if len(lg)]
+    got = [lg for lg in build_batches(parts) if len(lg)]
     want = build(whole).sort_values(key).reset_index(drop=True)
     assert sum(len(g) for g in got) == len(want)
-    first = next((rows[a:b] for a, b in itertools.pairwise(bounds)
-                  if any(r[2] != "procexit" for r in rows[a:b])), [])
+    starts = itertools.accumulate((len(p) for p in parts), initial=0)
+    first = next((rows[a:a + len(p)] for a, p in zip(starts, parts)
+                  if any(r[2] != "procexit" for r in rows[a:a + len(p)])), [])
     # (In the exit-only era a stream learns late which syscalls have enters; not compared.)
     has_enters = any(r[1] == ">" and r[2] != "procexit" for r in rows)
     if got and _exit_only_era(first) == _exit_only_era(rows) and not (
