@@ -247,3 +247,154 @@ def gather(u8: np.ndarray, pos: np.ndarray, dtype, chunk: int = 1 << 18) -> np.n
         p = pos[i: i + chunk]
         out[i: i + chunk] = u8[p[:, None] + step].view(dt).ravel()
     return out.astype(np.dtype(dtype), copy=False)
+
+
+# --- the state blocks libsinsp starts from (read only when show / fd.name ask for them) ---
+FDL = {0x203: 1, 0x8001ABCD: 1, 0x218: 2}
+UL = {0x206: 1, 0x8012ABCD: 1, 0x220: 2}
+
+
+@dataclass
+class StateBlocks:
+    """The capture's /proc scan: threads, their fds, users and groups."""
+
+    threads: dict = field(default_factory=dict)  # tid -> dict(pid, comm, cwd, uid, gid)
+    fds: dict = field(default_factory=dict)  # tid -> [(fd, type, info)] (scap_fd_type numbers)
+    users: dict = field(default_factory=dict)  # uid -> name
+    groups: dict = field(default_factory=dict)  # gid -> name
+
+
+def read_state_blocks(path: Path) -> StateBlocks:
+    """The process, fd and user list blocks before the first event (libscap reads the same
+    ones at open). Malformed entries end their block's parse: what came before is kept."""
+    st = StateBlocks()
+    src = Source(Path(path))
+    try:
+        head = src.read(28)
+        if len(head) < 28 or struct.unpack_from("<I", head, 0)[0] != SHB:
+            return st
+        rest = src.read(struct.unpack_from("<I", head, 4)[0] - 28)
+        del rest
+        while True:
+            hdr = src.read(8)
+            if len(hdr) < 8:
+                break
+            btype, blen = struct.unpack("<II", hdr)
+            if blen < 12 or btype in EVENT_BLOCKS:
+                break
+            body = src.read(blen - 8)
+            if len(body) < blen - 8:
+                break
+            try:
+                if btype in PL_VERSION:
+                    _state_proclist(body, len(body) - 4, PL_VERSION[btype], st)
+                elif btype in FDL:
+                    _state_fdlist(body, len(body) - 4, FDL[btype], st)
+                elif btype in UL:
+                    _state_userlist(body, len(body) - 4, UL[btype], st)
+            except (struct.error, IndexError, ValueError):
+                continue
+    finally:
+        src.close()
+    return st
+
+
+def _str16(buf, p: int) -> tuple[str, int]:
+    n = struct.unpack_from("<H", buf, p)[0]
+    raw = bytes(buf[p + 2: p + 2 + n])
+    if len(raw) < n:
+        raise ValueError("short string")
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace"), p + 2 + n
+
+
+def _state_proclist(buf, end: int, version: int, st: StateBlocks) -> None:
+    p = 0
+    while end - p >= 4:
+        start = p
+        sub_len = 0
+        if version == 9:
+            sub_len = struct.unpack_from("<I", buf, p)[0]
+            p += 4
+            if sub_len < 8:
+                return
+        tid, pid = struct.unpack_from("<qq", buf, p)
+        p += 24 + (8 if version >= 6 else 0) + (8 if version >= 8 else 0)
+        comm, p = _str16(buf, p)
+        exe, p = _str16(buf, p)
+        if version >= 7:
+            _, p = _str16(buf, p)
+        args, p = _str16(buf, p)
+        cwd, p = _str16(buf, p)
+        uid, gid = struct.unpack_from("<II", buf, p + 12)
+        st.threads[tid] = {"pid": pid, "comm": comm, "cwd": cwd, "uid": uid, "gid": gid}
+        if sub_len:
+            p = start + sub_len
+            continue
+        p += 8 + 4 + 4 + 4
+        if version >= 2:
+            p += 4 + 4 + 4 + 8 + 8
+            if version >= 3:
+                p += 2 + struct.unpack_from("<H", buf, p)[0]
+            if version >= 4:
+                p += 16
+                p += 2 + struct.unpack_from("<H", buf, p)[0]
+                if version >= 5:
+                    p += 2 + struct.unpack_from("<H", buf, p)[0]
+
+
+_FD_FIXED = {3: 4 + 4 + 2 + 2 + 1, 5: 4 + 2 + 1, 4: 16 + 16 + 2 + 2 + 1, 6: 16 + 2 + 1}
+
+
+def _state_fdlist(buf, end: int, version: int, st: StateBlocks) -> None:
+    tid = struct.unpack_from("<q", buf, 0)[0]
+    out = st.fds.setdefault(tid, [])
+    p = 8
+    while end - p >= 4:
+        start = p
+        sub_len = 0
+        if version == 2:
+            sub_len = struct.unpack_from("<I", buf, p)[0]
+            p += 4
+        fd, _ino, ftype = struct.unpack_from("<qQB", buf, p)
+        p += 17
+        if ftype in _FD_FIXED:
+            info = bytes(buf[p: p + _FD_FIXED[ftype]])
+            p += _FD_FIXED[ftype]
+        elif ftype == 8:  # unix: source, destination, path
+            src, dst = struct.unpack_from("<QQ", buf, p)
+            name, p = _str16(buf, p + 16)
+            info = (src, dst, name)
+        elif ftype == 16:  # file v2: open flags, path (then dev, by sub_len)
+            name, p = _str16(buf, p + 4)
+            info = name
+        elif ftype == 0:
+            info = ""
+        else:
+            info, p = _str16(buf, p)
+        out.append((fd, ftype, info))
+        if sub_len:
+            p = start + sub_len
+
+
+def _state_userlist(buf, end: int, version: int, st: StateBlocks) -> None:
+    p = 0
+    while end - p >= 4:
+        start = p
+        sub_len = 0
+        if version == 2:
+            sub_len = struct.unpack_from("<I", buf, p)[0]
+            p += 4
+        kind = buf[p]
+        p += 1
+        if kind == 0:  # USERBLOCK_TYPE_USER: uid, gid, name, homedir, shell
+            uid = struct.unpack_from("<I", buf, p)[0]
+            name, p = _str16(buf, p + 8)
+            _, p = _str16(buf, p)
+            _, p = _str16(buf, p)
+            st.users.setdefault(uid, name)
+        else:
+            gid = struct.unpack_from("<I", buf, p)[0]
+            name, p = _str16(buf, p + 4)
+            st.groups.setdefault(gid, name)
+        if sub_len:
+            p = start + sub_len

@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..errors import KitError
-from . import eventtable
+from . import eventtable, fdtable
+from .scap_blocks import read_state_blocks
 from .args import SIGNED, STRINGS, UNSIGNED, decode_value
 from .typed import _flag_table, errno_names, flag_names
 
-DEFAULT = "%evt.num %evt.outputtime %evt.cpu %proc.name (%thread.tid) %evt.dir %evt.type %evt.info"
+DEFAULT = "*%evt.num %evt.outputtime %evt.cpu %proc.name (%thread.tid) %evt.dir %evt.type %evt.info"
 _FLAGS = {"PT_FLAGS8", "PT_FLAGS16", "PT_FLAGS32", "PT_ENUMFLAGS8", "PT_ENUMFLAGS16",
           "PT_ENUMFLAGS32"}
 _OPENS = {"open", "openat", "openat2", "creat", "open_by_handle_at"}
@@ -31,7 +33,45 @@ _FIELD = re.compile(r"%(\w+(?:\.\w+)+)")
 
 
 def _printable(b: bytes, limit: int = 80) -> str:
-    return "".join(chr(c) if 32 <= c < 127 else "." for c in b[:limit])
+    """sysdig's buffer text: non-printables as dots; longer than `limit`: cut, ending `...`."""
+    s = "".join(chr(c) if 32 <= c < 127 else "." for c in b[:limit + 1])
+    return s[:limit - 3] + "..." if len(s) > limit else s
+
+
+class _Event:
+    """One row's parameters for the fd table's parser (decoded on demand)."""
+
+    __slots__ = ("etype", "edir", "tid", "pid", "comm", "vals", "info", "uses_fd", "fd_name")
+
+    def __init__(self, etype, edir, tid, pid, comm, vals, info, uses_fd, fd_name):
+        self.etype, self.edir, self.tid, self.pid, self.comm = etype, edir, tid, pid, comm
+        self.vals, self.info, self.uses_fd, self.fd_name = vals, info, uses_fd, fd_name
+
+    def has(self, name) -> bool:
+        return name in self.vals
+
+    def raw(self, name):
+        v = self.vals.get(name)
+        return bytes(v) if v is not None else b""
+
+    def int(self, name):
+        if name not in self.vals:
+            return None
+        v = decode_value(self.info.get(name, {}).get("type"), self.vals[name])
+        return v if isinstance(v, int) else None
+
+    def str(self, name):
+        if name not in self.vals:
+            return None
+        v = decode_value(self.info.get(name, {}).get("type"), self.vals[name])
+        return v if isinstance(v, str) else None
+
+    def res(self):
+        """The return value: the first parameter of an exit (`res`, or `fd` of opens)."""
+        return self.int(next(iter(self.vals))) if self.vals else None
+
+    def first_fd(self):
+        return self.int(self.fd_name) if self.fd_name else None
 
 
 class _Renderer:
@@ -39,22 +79,38 @@ class _Renderer:
         self.table = eventtable.load(df.attrs.get("event_table") or eventtable.NEW)
         self.new = self.table.era == "exit-only"
         self.flags = _flag_table(self.table.name)
-        self.fds: dict[int, dict[int, str]] = {}
-        self.comm = dict(zip(df["thread_tid"].to_numpy(),
-                             df["proc_name"].astype(object).where(df["proc_name"].notna(), None)))
+        blocks = None
+        src = df.attrs.get("source")
+        if src and df.attrs.get("format") == "scap" and Path(src).is_file():
+            blocks = read_state_blocks(Path(src))
+        self.state = fdtable.State(blocks, self.new)
         self.errno = errno_names()
         self.params: dict = {}
+        self.uses: dict = {}
 
     def param_info(self, etype: str, edir: str) -> dict:
         key = (etype, edir)
         if key not in self.params:
             codes = self.table.code.get(key) or self.table.code.get(("syscall", edir), [])
             self.params[key] = {p["name"]: p for c in codes[-1:] for p in self.table.params(c)}
+            ev = self.table.events[codes[-1]] if codes else {"flags": [], "params": []}
+            fds = [p["name"] for p in ev["params"] if p["type"] == "PT_FD"]
+            name = ("oldfd" if etype.startswith("dup") and "oldfd" in fds else
+                    "fd" if "fd" in fds else (fds[0] if fds else None))
+            if edir == ">" and not self.new:  # libsinsp reads the enter's first parameter
+                name = ev["params"][0]["name"] if ev["params"] else None
+            self.uses[key] = ("EF_USES_FD" in ev["flags"], name)
         return self.params[key]
 
     def value(self, etype, edir, pid, name, raw) -> tuple[str, object]:
         p = self.param_info(etype, edir).get(name, {})
         ptype, fmt = p.get("type"), p.get("fmt")
+        if ptype == "PT_SOCKADDR":
+            return fdtable.sockaddr_str(bytes(raw or b""), self.new), None
+        if ptype == "PT_SOCKTUPLE":
+            return fdtable.socktuple_str(bytes(raw or b"")), None
+        if ptype == "PT_FDLIST":
+            return self._fdlist(bytes(raw or b""), pid), None
         v = decode_value(ptype, raw)
         if v is None:
             if ptype in STRINGS:
@@ -68,14 +124,21 @@ class _Renderer:
             if v < 0:
                 e = self.errno.get(-v)
                 return (f"{v}({e})" if e else str(v)), v
-            known = self.fds.get(pid, {}).get(v)
-            return (f"{v}({known})" if known else str(v)), v
+            if pid is None:
+                return str(v), v
+            known = self.state.table(pid).get(v)
+            return (f"{v}({known.render()})" if known else str(v)), v
         if ptype == "PT_ERRNO":
             e = self.errno.get(-v) if v < 0 else None
             return (f"{v}({e})" if e else str(v)), v
         if ptype == "PT_PID":
-            c = self.comm.get(v)
+            c = self.state.comm(v)
             return (f"{v}({c})" if c else str(v)), v
+        if ptype in ("PT_UID", "PT_GID"):
+            if v >= 0xFFFFFFFF or v < 0:
+                return "-1(<NONE>)", v
+            names = self.state.users if ptype == "PT_UID" else self.state.groups
+            return f"{v}({names.get(v, '<NA>')})", v
         if ptype in _FLAGS:
             ft = self.flags.get(f"{etype}|{edir}|{name}")
             names = flag_names(v, ft[0], ft[1]) if ft else ""
@@ -90,63 +153,47 @@ class _Renderer:
             return v, v
         return _printable(v), v
 
-    def info(self, row) -> str:
-        etype, edir, pid = str(row.evt_type), str(row.evt_dir), row.proc_pid
-        pid = int(pid) if pid is not pd.NA and pid is not None else int(row.thread_tid)
+    def _fdlist(self, raw: bytes, pid) -> str:
+        if pid is None or len(raw) < 2:
+            return ""
+        n = int.from_bytes(raw[:2], "little")
+        table = self.state.table(pid)
+        out = []
+        for k in range(n):
+            at = 2 + 10 * k
+            if at + 10 > len(raw):
+                break
+            fd = int.from_bytes(raw[at: at + 8], "little", signed=True)
+            flags = int.from_bytes(raw[at + 8: at + 10], "little", signed=True)
+            f = table.get(fd)
+            ch = fdtable.TYPECHAR.get(f.kind, "?") if f else "?"
+            out.append(f"{fd if fd >= 0 else fd + (1 << 64)}:{ch}{flags & 0xFFFFFFFF:x}")
+        return " ".join(out)
+
+    def step(self, row) -> tuple[int | None, object]:
+        """Advance the state over `row`; (the pid whose fd table it sees, its fd entry)."""
+        etype, edir = str(row.evt_type), str(row.evt_dir)
+        pid = row.proc_pid
+        pid = None if pid is pd.NA or pid is None else int(pid)
         args = row.evt_args if row.evt_args is not None else []
         vals = {a["name"]: a["value"] for a in args}
-        if vals and set(vals) <= {"ID", "nativeID"}:
+        info = self.param_info(etype, edir)
+        uses, fd_name = self.uses[(etype, edir)]
+        comm = row.proc_name if isinstance(row.proc_name, str) else None
+        ev = _Event(etype, edir, int(row.thread_tid), pid, comm, vals, info, uses, fd_name)
+        return pid, self.state.step(ev)
+
+    def info(self, row, pid) -> str:
+        etype, edir = str(row.evt_type), str(row.evt_dir)
+        args = row.evt_args if row.evt_args is not None else []
+        names = {a["name"] for a in args}
+        if names and names <= {"ID", "nativeID"}:
             args = []  # a generic syscall event: sysdig prints its name only
-        self.before(etype, edir, pid, vals)
         parts = []
         for a in args:
             s, _ = self.value(etype, edir, pid, a["name"], a["value"])
             parts.append(f"{a['name']}={s}")
-        self.after(etype, edir, pid, vals, row)
         return " ".join(parts) if self.new else "".join(p + " " for p in parts)
-
-    def _int(self, etype, edir, name, vals):
-        if name not in vals:
-            return None
-        p = self.param_info(etype, edir).get(name, {})
-        return decode_value(p.get("type"), vals[name])
-
-    def before(self, etype, edir, pid, vals) -> None:
-        """fd table updates libsinsp makes before it prints an exit."""
-        if edir != "<":
-            return
-        table = self.fds.setdefault(pid, {})
-        if etype in _OPENS:
-            fd = self._int(etype, edir, "fd", vals)
-            name = self._int(etype, edir, "name", vals)
-            if isinstance(fd, int) and fd >= 0 and name:
-                table[fd] = "<f>" + name
-        elif etype in ("pipe", "pipe2"):
-            for n in ("fd1", "fd2"):
-                fd = self._int(etype, edir, n, vals)
-                if isinstance(fd, int) and fd >= 0:
-                    table[fd] = "<p>"
-        elif etype in _DUPS or etype == "fcntl":
-            res = self._int(etype, edir, "res", vals)
-            old = self._int(etype, edir, "oldfd" if etype in _DUPS else "fd", vals)
-            if isinstance(res, int) and res >= 0 and old in table:
-                table[res] = table[old]
-
-    def after(self, etype, edir, pid, vals, row) -> None:
-        if etype == "close" and edir == "<" and (row.evt_rawres == 0 or self.new):
-            fd = self._int(etype, edir, "fd", vals)
-            if fd is None:
-                fd = getattr(self, "_closing", {}).get(int(row.thread_tid))
-            if fd is not None and (row.evt_rawres is pd.NA or row.evt_rawres == 0):
-                self.fds.get(pid, {}).pop(fd, None)
-        if etype == "close" and edir == ">":
-            self.__dict__.setdefault("_closing", {})[int(row.thread_tid)] = self._int(
-                etype, edir, "fd", {a["name"]: a["value"] for a in row.evt_args or []})
-        if etype in ("clone", "fork", "vfork", "clone3") and edir == "<" and row.evt_rawres == 0:
-            ptid = self._int(etype, edir, "ptid", vals)
-            parent = self.fds.get(ptid) if ptid is not None else None
-            if parent is not None and pid != ptid:
-                self.fds.setdefault(pid, dict(parent))
 
 
 def _time_of_day(ns: np.ndarray) -> list[str]:
@@ -170,10 +217,11 @@ def lines(df: pd.DataFrame, fmt: str | None = None) -> Iterator[str]:
             raise KitError(f"show: unsupported field %{f} in the format")
     times = _time_of_day(df["evt_rawtime"].to_numpy(np.int64))
     for i, row in enumerate(df.itertuples(index=False)):
+        pid, _ = r.step(row)
         vals = {}
         for f in fields:
             if f in ("evt.info", "evt.args"):
-                v = r.info(row)
+                v = r.info(row, pid)
             elif f in ("evt.outputtime", "evt.time"):
                 v = times[i]
             else:

@@ -1,0 +1,535 @@
+"""libsinsp's per-process fd table, users and command names, replayed over a frame's events.
+
+Seeded from the capture's /proc scan (scap_blocks.read_state_blocks: process, fd and user
+lists) and updated by the events the way libsinsp's parser does (falcosecurity/libs
+userspace/libsinsp/parsers.cpp, read for the semantics): opens, sockets (socket, bind,
+connect, accept, the tuples of sendto/recvfrom), pipes, socketpairs, eventfd/signalfd/
+timerfd/inotify, dup/fcntl F_DUPFD, close, fork/clone (a new process copies its parent's
+table; threads share it) and, in the exit-only era, execve dropping O_CLOEXEC fds.
+
+`State.step(event)` is called once per event in capture order; `fd_of(event)` is the fd entry
+the event refers to after its own update (what libsinsp's `fd.name` and `%evt.info` see).
+Used only by `show` and the `fd.name` filter field: `read()` never pays for it.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from dataclasses import dataclass
+
+# scap_fd_type numbers
+FILE, DIRECTORY, IPV4, IPV6, IPV4_SERV, IPV6_SERV, FIFO, UNIX, EVENT = range(1, 10)
+UNSUPPORTED, SIGNALFD, EVENTPOLL, INOTIFY, TIMERFD, NETLINK, FILE_V2 = range(10, 17)
+TYPECHAR = {0: "o", FILE: "f", FILE_V2: "f", DIRECTORY: "d", IPV4: "4", IPV4_SERV: "4",
+            IPV6: "6", IPV6_SERV: "6", FIFO: "p", UNIX: "u", EVENT: "e", UNSUPPORTED: "X",
+            SIGNALFD: "s", EVENTPOLL: "l", INOTIFY: "i", TIMERFD: "t", NETLINK: "n", 17: "b",
+            18: "u", 19: "r", 20: "m", 21: "P"}
+TCP, UDP, ICMP, RAW = 2, 3, 4, 5
+L4CHAR = {TCP: "t", UDP: "u", ICMP: "i", RAW: "r"}
+AF_UNIX, AF_INET, AF_INET6, AF_NETLINK = 1, 2, 10, 16
+O_DIRECTORY, O_CLOEXEC = 1 << 10, 1 << 12  # PPM_O_* (the driver's flag values)
+CLONE_THREAD = 1 << 13  # PPM_CL_CLONE_THREAD
+F_DUPFD = (1, 26)  # PPM_FCNTL_F_DUPFD, PPM_FCNTL_F_DUPFD_CLOEXEC (the driver's numbering)
+
+
+@dataclass
+class Fd:
+    kind: int
+    name: str = ""
+    l4: int = 0
+    role: str = ""  # "" none, "c" client, "s" server (libsinsp's role flags)
+    sip: bytes = b""
+    sport: int = 0
+    dip: bytes = b""
+    dport: int = 0
+    flags: int = 0
+
+    def copy(self) -> Fd:
+        return Fd(**self.__dict__)
+
+    def l4proto(self) -> int:
+        if self.kind in (IPV4, IPV6):
+            if self.l4 == RAW:
+                return RAW
+            return 0 if not self.role else self.l4
+        return self.l4 if self.kind in (IPV4_SERV, IPV6_SERV) else 0
+
+    def render(self) -> str:
+        """`<type[l4]>name`, as sysdig resolves an fd argument."""
+        return f"<{TYPECHAR.get(self.kind, '?')}{L4CHAR.get(self.l4proto(), '')}>{self.name}"
+
+    def tuple_str(self) -> str:
+        return f"{_ip(self.sip)}:{self.sport}->{_ip(self.dip)}:{self.dport}"
+
+
+def _ip(b: bytes) -> str:
+    if len(b) == 4:
+        return socket.inet_ntop(socket.AF_INET, b)
+    if len(b) == 16:
+        return socket.inet_ntop(socket.AF_INET6, b)
+    return "0.0.0.0"
+
+
+def _mapped(b: bytes) -> bool:
+    return b[:12] == b"\0" * 10 + b"\xff\xff"
+
+
+def sockaddr_str(raw: bytes, new: bool) -> str:
+    """A PT_SOCKADDR parameter as libsinsp prints it."""
+    if not raw:
+        return "<NA>" if new else "NULL"
+    fam = raw[0]
+    if fam == AF_UNIX:
+        return _clean(raw[1:].split(b"\0", 1)[0])
+    if fam == AF_INET and len(raw) == 7:
+        return f"{_ip(raw[1:5])}:{struct.unpack_from('<H', raw, 5)[0]}"
+    if fam == AF_INET6 and len(raw) == 19:
+        return f"{_ip(raw[1:17])}:{struct.unpack_from('<H', raw, 17)[0]}"
+    if fam == AF_INET:
+        return "INVALID IPv4"
+    if fam == AF_INET6:
+        return "INVALID IPv6"
+    return f"family {fam}"
+
+
+def socktuple_str(raw: bytes) -> str:
+    """A PT_SOCKTUPLE parameter as libsinsp prints it."""
+    if not raw:
+        return "NULL"
+    fam = raw[0]
+    if fam == AF_INET and len(raw) == 13:
+        sp, = struct.unpack_from("<H", raw, 5)
+        dp, = struct.unpack_from("<H", raw, 11)
+        return f"{_ip(raw[1:5])}:{sp}->{_ip(raw[7:11])}:{dp}"
+    if fam == AF_INET6 and len(raw) == 37:
+        sp, = struct.unpack_from("<H", raw, 17)
+        dp, = struct.unpack_from("<H", raw, 35)
+        s, d = raw[1:17], raw[19:35]
+        if _mapped(s) and _mapped(d):
+            s, d = s[12:], d[12:]
+        return f"{_ip(s)}:{sp}->{_ip(d)}:{dp}"
+    if fam == AF_UNIX and len(raw) >= 17:
+        src, dst = struct.unpack_from("<QQ", raw, 1)
+        path = _clean(raw[17:].split(b"\0", 1)[0])
+        return f"{src:x}->{dst:x} {path}"
+    if fam == AF_INET:
+        return "INVALID IPv4"
+    if fam == AF_INET6:
+        return "INVALID IPv6"
+    return f"family {fam}"
+
+
+def _clean(b: bytes) -> str:
+    """libsinsp's sanitize_string: drop what is not printable."""
+    return "".join(chr(c) for c in b if 32 <= c < 127)
+
+
+def _tuple_fields(raw: bytes):
+    """(v6, sip, sport, dip, dport) of an inet socktuple, None for other families."""
+    if raw and raw[0] == AF_INET and len(raw) == 13:
+        return (False, raw[1:5], struct.unpack_from("<H", raw, 5)[0], raw[7:11],
+                struct.unpack_from("<H", raw, 11)[0])
+    if raw and raw[0] == AF_INET6 and len(raw) == 37:
+        s, d = raw[1:17], raw[19:35]
+        sp, dp = struct.unpack_from("<H", raw, 17)[0], struct.unpack_from("<H", raw, 35)[0]
+        if _mapped(s) and _mapped(d):
+            return False, s[12:], sp, d[12:], dp
+        return True, s, sp, d, dp
+    return None
+
+
+def from_scan(ftype: int, info) -> Fd | None:
+    """An fd of the capture's fd list block (libsinsp's add_fd_from_scap)."""
+    if ftype == IPV4 or ftype == IPV6:
+        if ftype == IPV4:
+            sip, dip, sp, dp, l4 = info[0:4], info[4:8], *struct.unpack_from("<HHB", info, 8)
+        else:
+            sip, dip, sp, dp, l4 = info[0:16], info[16:32], *struct.unpack_from("<HHB", info, 32)
+            if _mapped(sip) and _mapped(dip):
+                ftype, sip, dip = IPV4, sip[12:], dip[12:]
+        fd = Fd(ftype, l4=l4, sip=sip, sport=sp, dip=dip, dport=dp)
+        fd.name = fd.tuple_str()
+        return fd
+    if ftype == IPV4_SERV or ftype == IPV6_SERV:
+        n = 4 if ftype == IPV4_SERV else 16
+        port, l4 = struct.unpack_from("<HB", info, n)
+        return Fd(ftype, name=f"{_ip(info[:n])}:{port}", l4=l4, sip=info[:n], sport=port)
+    if ftype == UNIX:
+        _src, _dst, name = info
+        return Fd(UNIX, name=name, role="s" if name else "c")
+    if ftype == 0:
+        return None
+    return Fd(ftype, name=info if isinstance(info, str) else "")
+
+
+@dataclass
+class Thread:
+    pid: int
+    comm: str | None
+    cwd: str = ""
+    last_enter: str | None = None  # the type of its last enter event (old era)
+    last_fd: int = -1  # libsinsp's m_lastevent_fd
+    enter: dict | None = None  # the parameters of that enter event
+
+
+class State:
+    """Threads, per-process fd tables and users, advanced event by event."""
+
+    def __init__(self, blocks, new_era: bool):
+        self.new = new_era
+        self.users = dict(blocks.users) if blocks else {}
+        self.groups = dict(blocks.groups) if blocks else {}
+        self.threads: dict[int, Thread] = {}
+        self.tables: dict[int, dict[int, Fd]] = {}
+        self.pending: list = []  # (table, fd, entry) closes libsinsp applies at the next event
+        self._born: set = set()  # threads a clone exit already made
+        for tid, t in (blocks.threads.items() if blocks else ()):
+            self.threads[tid] = Thread(t["pid"], t["comm"], t["cwd"])
+        for tid, fds in (blocks.fds.items() if blocks else ()):
+            owner = self.threads[tid].pid if tid in self.threads else tid
+            table = self.tables.setdefault(owner, {})
+            for num, ftype, info in fds:
+                try:
+                    f = from_scan(ftype, info)
+                except (struct.error, ValueError, TypeError):
+                    f = None
+                if f is not None:
+                    table[num] = f
+
+    # --- lookups for the renderer ---
+    def table(self, pid: int) -> dict[int, Fd]:
+        return self.tables.setdefault(pid, {})
+
+    def comm(self, tid: int) -> str | None:
+        t = self.threads.get(tid)
+        return t.comm if t else None
+
+    def flush(self) -> None:
+        for table, num, f in self.pending:
+            if table.get(num) is f:
+                del table[num]
+        self.pending.clear()
+
+    # --- the parser ---
+    def step(self, ev) -> Fd | None:
+        """Advance over one event (`ev`: etype, edir, tid, pid (None: libsinsp has no thread
+        for it), comm, int(name), raw(name), uses_fd); return the fd entry it refers to."""
+        self.flush()
+        if ev.pid is None:
+            return None
+        th = self.threads.get(ev.tid)
+        if th is None:
+            th = self.threads[ev.tid] = Thread(ev.pid, ev.comm)
+        th.pid, th.comm = ev.pid, ev.comm if ev.comm is not None else th.comm
+        table = self.table(ev.pid)
+        if self.new:
+            return self._exit_new(ev, th, table)
+        if ev.edir == ">":
+            th.last_enter, th.last_fd, th.enter = ev.etype, -1, ev
+            f = None
+            if ev.uses_fd:
+                th.last_fd = _or(ev.first_fd(), -1)
+                f = table.get(th.last_fd)
+            if ev.etype == "connect" and f is not None:
+                self._connect_enter(ev, f)
+            elif ev.etype == "sendto" and f is None:
+                f = self._infer_udp(ev, table, th.last_fd)
+            return f
+        if th.last_enter != ev.etype:  # libsinsp parses no exit without its enter
+            return None
+        f = None
+        if ev.uses_fd:
+            f = table.get(th.last_fd)
+            if f is None:
+                return None
+        return self._exit(ev, th, table, f, th.enter)
+
+    def _exit_new(self, ev, th, table) -> Fd | None:
+        f = None
+        if ev.uses_fd:
+            fd = ev.first_fd()
+            th.last_fd = _or(fd, -1)
+            f = table.get(th.last_fd)
+        return self._exit(ev, th, table, f, ev)
+
+    def _exit(self, ev, th, table, f, enter) -> Fd | None:  # noqa: C901  (one parser per type)
+        t, res = ev.etype, ev.res()
+        ok = res is not None and res >= 0
+        if t in ("open", "openat", "openat2", "creat", "open_by_handle_at"):
+            if not ok:
+                return None
+            name = ev.str("name") if ev.has("name") else enter.str("name")
+            flags = _or(ev.int("flags") if ev.has("flags") else enter.int("flags"), 0)
+            f = Fd(DIRECTORY if flags & O_DIRECTORY else FILE,
+                   name=self._path(th, table, name, ev, enter), flags=flags)
+            table[res] = f
+            return f
+        if t == "socket":
+            if not ok:
+                return None
+            src = ev if ev.has("domain") else enter
+            return self._add_socket(table, res, _or(src.int("domain"), 0),
+                                    _or(src.int("type"), 0), _or(src.int("proto"), 0))
+        if t in ("accept", "accept4"):
+            return self._accept(ev, th, table, res) if ok else None
+        if t in ("pipe", "pipe2", "socketpair"):
+            if not ok:
+                return None
+            kind = UNIX if t == "socketpair" else FIFO
+            for n in ("fd1", "fd2"):  # each its own entry, as libsinsp copies them in
+                fd = ev.int(n)
+                if fd is not None and fd >= 0:
+                    table[fd] = Fd(kind)
+            return table.get(_or(ev.int("fd1"), -1))
+        kind = _SIMPLE_NEW.get(t) if self.new else _SIMPLE_OLD.get(t)
+        if kind is not None:
+            if not ok:
+                return None
+            table[res] = Fd(kind)
+            return table[res]
+        if t in ("dup", "dup2", "dup3") or (t == "fcntl" and _dupfd(ev, enter)):
+            if ok and f is not None:
+                table[res] = f = f.copy()
+            return f
+        if t == "close":
+            if ok and f is not None:
+                self.pending.append((table, th.last_fd, f))
+            return f
+        if t == "bind":
+            if ok and f is not None:
+                self._bind(ev, f)
+            return f
+        if t == "connect":
+            if f is not None and self.new:
+                self._connect_enter(ev, f)
+            if f is not None and res is not None and (res >= 0 or res == -115):
+                raw = ev.raw("tuple")
+                if raw:
+                    self._fill_client(f, raw, ev)
+            return f
+        if t in _RW and f is not None and ok:
+            self._rw(ev, f, enter)
+            return f
+        if t in ("clone", "fork", "vfork", "clone3"):
+            self._clone(ev, th, res)
+            return f
+        if t in ("execve", "execveat") and res == 0 and self.new:
+            for num in [n for n, x in table.items() if x.flags & O_CLOEXEC]:
+                del table[num]
+            return f
+        if t in ("chdir", "fchdir") and res == 0:
+            if t == "chdir" and ev.str("path"):
+                th.cwd = self._join(th.cwd, ev.str("path"))
+            elif f is not None:
+                th.cwd = f.name
+        return f
+
+    def _path(self, th, table, name, ev, enter) -> str:
+        if not name or name.startswith("/"):
+            return name or ""
+        dirfd = ev.int("dirfd") if ev.has("dirfd") else enter.int("dirfd")
+        base = th.cwd
+        if dirfd is not None and dirfd != -100 and dirfd in table:
+            base = table[dirfd].name
+        return self._join(base, name)
+
+    @staticmethod
+    def _join(base: str, name: str) -> str:
+        if name.startswith("/") or not base:
+            return name
+        parts = [p for p in base.split("/") if p]
+        for p in name.split("/"):
+            if p in ("", "."):
+                continue
+            if p == "..":
+                if parts:
+                    parts.pop()
+            else:
+                parts.append(p)
+        return "/" + "/".join(parts)
+
+    def _add_socket(self, table, fd, domain, stype, proto) -> Fd | None:
+        if domain == AF_UNIX:
+            f = Fd(UNIX)
+        elif domain in (AF_INET, AF_INET6):
+            l4 = 0
+            if proto == 6:
+                l4 = RAW if stype == 3 else TCP
+            elif proto == 17:
+                l4 = RAW if stype == 3 else UDP
+            elif proto == 0:
+                l4 = {1: TCP, 2: UDP}.get(stype & 0xFF, 0)
+            elif proto == 1:
+                l4 = RAW if stype == 3 else ICMP
+            elif proto == 255:
+                l4 = RAW
+            f = Fd(IPV4 if domain == AF_INET else IPV6, l4=l4)
+        elif domain == AF_NETLINK:
+            f = Fd(NETLINK)
+        else:
+            if not self.new:
+                return None  # libsinsp of the old era keeps no entry for an unknown family
+            f = Fd(0)
+        table[fd] = f
+        return f
+
+    def _infer_udp(self, ev, table, fd) -> Fd | None:
+        raw = ev.raw("tuple")
+        if fd is None or fd < 0 or not raw or raw[0] not in (AF_INET, AF_INET6):
+            return None
+        return self._add_socket(table, fd, raw[0], 2, 17)
+
+    def _bind(self, ev, f: Fd) -> None:
+        raw = ev.raw("addr")
+        if not raw:
+            return
+        if raw[0] == AF_INET and len(raw) == 7:
+            ip, port = raw[1:5], struct.unpack_from("<H", raw, 5)[0]
+            if port > 0:
+                f.kind, f.sip, f.sport, f.role = IPV4_SERV, ip, port, "s"
+        elif raw[0] == AF_INET6 and len(raw) == 19:
+            ip, port = raw[1:17], struct.unpack_from("<H", raw, 17)[0]
+            if port > 0:
+                f.kind = IPV4_SERV if _mapped(ip) else IPV6_SERV
+                f.sip, f.sport, f.role = (ip[12:] if _mapped(ip) else ip), port, "s"
+        f.name = sockaddr_str(raw, self.new)
+
+    def _connect_enter(self, ev, f: Fd) -> None:
+        raw = ev.raw("addr")
+        if not raw:
+            return
+        if raw[0] == AF_INET and len(raw) == 7:
+            f.kind, f.dip, f.dport = IPV4, raw[1:5], struct.unpack_from("<H", raw, 5)[0]
+        elif raw[0] == AF_INET6 and len(raw) == 19:
+            ip, port = raw[1:17], struct.unpack_from("<H", raw, 17)[0]
+            if _mapped(ip):
+                f.kind, f.dip, f.dport = IPV4, ip[12:], port
+            else:
+                f.kind, f.dip, f.dport = IPV6, ip, port
+        elif not self.new:
+            f.name = sockaddr_str(raw, self.new)
+
+    def _set_addrs(self, f: Fd, fields) -> bool:
+        """libsinsp's set_ipv4/ipv6_addresses_and_ports: False when nothing changed."""
+        v6, sip, sport, dip, dport = fields
+        kind = IPV6 if v6 else IPV4
+        if f.kind == kind and ((sip, sport, dip, dport) == (f.sip, f.sport, f.dip, f.dport)
+                               or (dip, dport, sip, sport) == (f.sip, f.sport, f.dip, f.dport)):
+            return False
+        changed = False
+        if f.sip != sip:
+            f.sip, changed = sip, True
+        if f.sport != sport:
+            f.sport, changed = sport, True
+        if not f.dip or not any(f.dip):
+            f.dip, changed = dip, True
+        if f.dport == 0:
+            f.dport, changed = dport, True
+        return changed
+
+    def _fill_client(self, f: Fd, raw: bytes, ev) -> None:
+        fields = _tuple_fields(raw)
+        if fields is not None:
+            f.kind = IPV6 if fields[0] else IPV4
+            if len(f.dip) != len(fields[1]):
+                f.sip, f.dip = b"", b""
+            changed = self._set_addrs(f, fields)
+            if changed and f.role == "s" and f.l4 == UDP:
+                f.sip, f.sport, f.dip, f.dport = f.dip, f.dport, f.sip, f.sport
+            f.name = f.tuple_str()
+        else:
+            f.name = socktuple_str(raw)
+        if not f.role:
+            f.role = "c"
+
+    def _accept(self, ev, th, table, fd) -> Fd | None:
+        th.last_fd = fd
+        raw = ev.raw("tuple")
+        if not raw:
+            return None
+        fields = _tuple_fields(raw)
+        if fields is not None:
+            v6, sip, sport, dip, dport = fields
+            f = Fd(IPV6 if v6 else IPV4, l4=TCP, sip=sip, sport=sport, dip=dip, dport=dport)
+        elif raw[0] == AF_UNIX:
+            f = Fd(UNIX)
+        else:
+            return None
+        f.name, f.role = socktuple_str(raw), "s"
+        table[fd] = f
+        return f
+
+    def _rw(self, ev, f: Fd, enter) -> None:
+        t = ev.etype
+        reads = t in ("recvfrom", "recvmsg")
+        if t in ("sendto", "sendmsg"):
+            raw = (ev.raw("tuple") if ev.has("tuple") else None) or enter.raw("tuple")
+        elif reads:
+            raw = ev.raw("tuple")
+        else:
+            return
+        tcp = f.kind in (IPV4, IPV6, IPV4_SERV, IPV6_SERV) and f.l4 == TCP
+        if not raw or (f.name and tcp):
+            return
+        fields = _tuple_fields(raw)
+        if fields is None:
+            if raw[0] == AF_UNIX:
+                f.kind, f.name = UNIX, _clean(raw[17:].split(b"\0", 1)[0])
+            return
+        if f.kind in (IPV4_SERV, IPV6_SERV):
+            f.kind = IPV4
+        if not fields[0]:
+            f.kind = IPV4
+        if len(f.sip) != len(fields[1]):
+            f.sip, f.dip = b"", b""
+        if not self._set_addrs(f, fields):
+            return
+        if f.kind in (IPV4, IPV6) and f.l4 == 0:
+            f.l4 = UDP
+        if not f.role:
+            f.role = "s" if reads else "c"
+        if (f.role == "c") == reads:
+            f.sip, f.sport, f.dip, f.dport = f.dip, f.dport, f.sip, f.sport
+        f.name = f.tuple_str()
+
+    def _clone(self, ev, th, res) -> None:
+        if res is None or res < 0:
+            return
+        flags = _or(ev.int("flags"), 0)
+        if res > 0:  # the parent's side: the child exists from now on
+            child, parent_pid = res, th.pid
+        else:
+            child, parent = ev.tid, ev.int("ptid")
+            pt = self.threads.get(parent) if parent is not None else None
+            if ev.tid in self._born:
+                return
+            parent_pid = pt.pid if pt else None
+        if child in self._born:
+            return
+        self._born.add(child)
+        if res > 0:  # libsinsp makes the child's entry here, with the caller's command name
+            pid = th.pid if flags & CLONE_THREAD else child
+            self.threads.setdefault(child, Thread(pid, ev.str("comm") or th.comm, th.cwd))
+        if flags & CLONE_THREAD or parent_pid is None:
+            return
+        src = self.tables.get(parent_pid, {})
+        self.tables[child] = {n: x.copy() for n, x in src.items()}
+
+
+_SIMPLE_OLD = {"eventfd": EVENT, "signalfd": SIGNALFD, "timerfd_create": TIMERFD,
+               "inotify_init": INOTIFY}
+_SIMPLE_NEW = {**_SIMPLE_OLD, "eventfd2": EVENT, "signalfd4": SIGNALFD, "inotify_init1": INOTIFY,
+               "epoll_create": EVENTPOLL, "epoll_create1": EVENTPOLL, "userfaultfd": 18,
+               "io_uring_setup": 19, "pidfd_open": 21, "bpf": 17}
+_RW = {"read", "write", "recv", "send", "recvfrom", "recvmsg", "sendto", "sendmsg", "readv",
+       "writev", "pread", "pwrite", "preadv", "pwritev"}
+
+
+def _dupfd(ev, enter) -> bool:
+    cmd = ev.int("cmd") if ev.has("cmd") else enter.int("cmd")
+    return cmd in F_DUPFD
+
+
+def _or(v, default):
+    return default if v is None else v
