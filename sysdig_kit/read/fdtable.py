@@ -253,7 +253,7 @@ class State:
             f = table.get(th.last_fd)
         return self._exit(ev, th, table, f, ev)
 
-    def _exit(self, ev, th, table, f, enter) -> Fd | None:  # noqa: C901  (one parser per type)
+    def _exit(self, ev, th, table, f, enter) -> Fd | None:
         t, res = ev.etype, ev.res()
         ok = res is not None and res >= 0
         if t in ("open", "openat", "openat2", "creat", "open_by_handle_at"):

@@ -320,10 +320,10 @@ def _state_proclist(buf, end: int, version: int, st: StateBlocks) -> None:
         tid, pid = struct.unpack_from("<qq", buf, p)
         p += 24 + (8 if version >= 6 else 0) + (8 if version >= 8 else 0)
         comm, p = _str16(buf, p)
-        exe, p = _str16(buf, p)
+        _exe, p = _str16(buf, p)
         if version >= 7:
             _, p = _str16(buf, p)
-        args, p = _str16(buf, p)
+        _args, p = _str16(buf, p)
         cwd, p = _str16(buf, p)
         uid, gid = struct.unpack_from("<II", buf, p + 12)
         st.threads[tid] = {"pid": pid, "comm": comm, "cwd": cwd, "uid": uid, "gid": gid}

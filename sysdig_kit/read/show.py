@@ -20,8 +20,8 @@ import pandas as pd
 
 from ..errors import KitError
 from . import eventtable, fdtable
-from .scap_blocks import read_state_blocks
 from .args import SIGNED, STRINGS, UNSIGNED, decode_value
+from .scap_blocks import read_state_blocks
 from .typed import _flag_table, errno_names, flag_names
 
 DEFAULT = "*%evt.num %evt.outputtime %evt.cpu %proc.name (%thread.tid) %evt.dir %evt.type %evt.info"
@@ -41,7 +41,7 @@ def _printable(b: bytes, limit: int = 80) -> str:
 class _Event:
     """One row's parameters for the fd table's parser (decoded on demand)."""
 
-    __slots__ = ("etype", "edir", "tid", "pid", "comm", "vals", "info", "uses_fd", "fd_name")
+    __slots__ = ("comm", "edir", "etype", "fd_name", "info", "pid", "tid", "uses_fd", "vals")
 
     def __init__(self, etype, edir, tid, pid, comm, vals, info, uses_fd, fd_name):
         self.etype, self.edir, self.tid, self.pid, self.comm = etype, edir, tid, pid, comm
