@@ -18,26 +18,17 @@ DATA = oracle.DATA
 OLD_ERA = DATA / "arm64" / "old-era-zsh-s4096.scap"
 NEW_ERA = DATA / "arm64" / "new-era-zsh-name.scap"
 CAT = DATA / "public" / "falco__trace_files_cat_write.scap"
-# Floors of the default format's exact-line match rate (measured: the note of helper showfd).
-# Below 1.0, what differs: libsinsp's guesses of socket roles and tuples we do not replicate
-# (502Error, example4, run_as_user_0_container), a container event's `container:ID` name
-# (psp_privileged), and the few lines named in test_default_format_match_rate's output.
-FLOORS = {
-    "old-era-zsh-s4096.scap": 0.997, "new-era-zsh-name.scap": 0.992,
-    "bencer__example0_nginx.scap": 1.0, "bencer__example4_example4-1.scap": 0.99,
-    "bencer__example5_httpd.scap": 0.996, "falco__trace_files_cat_write.scap": 1.0,
-    "falco__trace_files_connect_localhost.scap": 1.0,
-    "falco__trace_files_open-multiple-files.scap": 1.0,
-    "falco__trace_files_ping_sendto.scap": 1.0, "falco__trace_files_psp_privileged.scap": 0.0,
-    "falco__trace_files_psp_run_as_user_0_container.scap": 0.977,
-    "falco__trace_files_psp_write_tmp_test.scap": 1.0, "falco__trace_files_syscall.scap": 1.0,
-    "libs__curl_google.scap": 1.0, "libs__single_ipv6_conn.scap": 1.0,
-    "libs__test_ipv6_client.scap": 0.985, "sysdig-inspect__502Error.scap": 0.957,
-    "falco__empty.scap": 1.0, "falco__trace_files_empty.scap": 1.0,
-}
+# The default format's exact-line match rate per capture (measured: /work/notes/showfd.md);
+# 1.0 but for two lines libsinsp derives from the capture's network interface list, which we
+# do not read (an unconnected UDP socket's addresses completed from the interfaces:
+# test_ipv6_client 1 line, 502Error's haproxy syslog socket 52 lines).
+FLOORS = {p.name: 1.0 for p in (DATA / "public").glob("*.scap")}
+FLOORS |= {"old-era-zsh-s4096.scap": 1.0, "new-era-zsh-name.scap": 1.0,
+           "libs__test_ipv6_client.scap": 67 / 68, "sysdig-inspect__502Error.scap": 9426 / 9478}
 # every capture Debian's sysdig 0.29.3 reads (it refuses libs__curl_google_comments.scap)
 ALL = [(OLD_ERA, "old"), (NEW_ERA, "new")] + [
-    (p, "old") for p in sorted((DATA / "public").glob("*.scap")) if p.name in FLOORS]
+    (p, "old") for p in sorted((DATA / "public").glob("*.scap"))
+    if p.name != "libs__curl_google_comments.scap"]
 CASES = [(OLD_ERA, "old", 0), (NEW_ERA, "new", 0), (CAT, "old", 0)]
 
 pytestmark = pytest.mark.oracle
@@ -72,7 +63,7 @@ def test_default_format_match_rate(path, which):
     for k in [k for k in w if o.get(k) != w[k]][:3]:
         print(f"sysdig: {w[k][:200]}\nours:   {o.get(k, '')[:200]}")
     print(f"{path.name}: {rate:.2%} of {len(w)} events' lines equal sysdig -r's")
-    assert rate >= FLOORS[path.name]
+    assert rate >= FLOORS[path.name] - 1e-9
 
 
 @pytest.mark.parametrize("path,which,floor", CASES, ids=lambda x: getattr(x, "name", x))

@@ -30,6 +30,7 @@ L4CHAR = {TCP: "t", UDP: "u", ICMP: "i", RAW: "r"}
 AF_UNIX, AF_INET, AF_INET6, AF_NETLINK = 1, 2, 10, 16
 O_DIRECTORY, O_CLOEXEC = 1 << 10, 1 << 12  # PPM_O_* (the driver's flag values)
 CLONE_THREAD = 1 << 13  # PPM_CL_CLONE_THREAD
+CHILD_IN_PIDNS = 1 << 29  # PPM_CL_CHILD_IN_PIDNS
 F_DUPFD = (1, 26)  # PPM_FCNTL_F_DUPFD, PPM_FCNTL_F_DUPFD_CLOEXEC (the driver's numbering)
 
 
@@ -55,9 +56,11 @@ class Fd:
             return 0 if not self.role else self.l4
         return self.l4 if self.kind in (IPV4_SERV, IPV6_SERV) else 0
 
-    def render(self) -> str:
-        """`<type[l4]>name`, as sysdig resolves an fd argument."""
-        return f"<{TYPECHAR.get(self.kind, '?')}{L4CHAR.get(self.l4proto(), '')}>{self.name}"
+    def render(self, clean: bool = False) -> str:
+        """`<type[l4]>name`, as sysdig resolves an fd argument (`clean`: without the
+        unprintable characters, as sysdig 0.29 prints it)."""
+        name = _clean(self.name.encode("utf-8", "replace")) if clean else self.name
+        return f"<{TYPECHAR.get(self.kind, '?')}{L4CHAR.get(self.l4proto(), '')}>{name}"
 
     def tuple_str(self) -> str:
         return f"{_ip(self.sip)}:{self.sport}->{_ip(self.dip)}:{self.dport}"
@@ -157,10 +160,30 @@ def from_scan(ftype: int, info) -> Fd | None:
         return Fd(ftype, name=f"{_ip(info[:n])}:{port}", l4=l4, sip=info[:n], sport=port)
     if ftype == UNIX:
         _src, _dst, name = info
+        name = name.rstrip("\n")  # libscap keeps /proc/net/unix's line end; sysdig shows none
         return Fd(UNIX, name=name, role="s" if name else "c")
     if ftype == 0:
         return None
     return Fd(ftype, name=info if isinstance(info, str) else "")
+
+
+class _Missing:
+    """The parameters of an enter event libsinsp did not see: none."""
+
+    def has(self, name) -> bool:
+        return False
+
+    def int(self, name):
+        return None
+
+    def str(self, name):
+        return None
+
+    def raw(self, name) -> bytes:
+        return b""
+
+
+MISSING = _Missing()
 
 
 @dataclass
@@ -196,6 +219,22 @@ class State:
                     f = None
                 if f is not None:
                     table[num] = f
+        self._fix_scanned_sockets()
+
+    def _fix_scanned_sockets(self) -> None:
+        """libsinsp's fix_sockets_coming_from_proc: a scanned IPv4 socket whose source port
+        some process listens on is the server's end (its tuple turned client->server)."""
+        ports = {f.sport for t in self.tables.values() for f in t.values()
+                 if f.kind in (IPV4_SERV, IPV6_SERV)}
+        for t in self.tables.values():
+            for f in t.values():
+                if f.kind != IPV4:
+                    continue
+                if f.sport in ports:
+                    f.sip, f.sport, f.dip, f.dport = f.dip, f.dport, f.sip, f.sport
+                    f.name, f.role = f.tuple_str(), "s"
+                else:
+                    f.role = "c"
 
     # --- lookups for the renderer ---
     def table(self, pid: int) -> dict[int, Fd]:
@@ -207,7 +246,9 @@ class State:
 
     def flush(self) -> None:
         for table, num, f in self.pending:
-            if table.get(num) is f:
+            if table is None:  # a thread's exit
+                self.threads.pop(num, None)
+            elif table.get(num) is f:
                 del table[num]
         self.pending.clear()
 
@@ -216,6 +257,8 @@ class State:
         """Advance over one event (`ev`: etype, edir, tid, pid (None: libsinsp has no thread
         for it), comm, int(name), raw(name), uses_fd); return the fd entry it refers to."""
         self.flush()
+        if ev.etype == "procexit":  # libsinsp drops the thread after this event
+            self.pending.append((None, ev.tid, None))
         if ev.pid is None:
             return None
         th = self.threads.get(ev.tid)
@@ -236,14 +279,11 @@ class State:
             elif ev.etype == "sendto" and f is None:
                 f = self._infer_udp(ev, table, th.last_fd)
             return f
-        if th.last_enter != ev.etype:  # libsinsp parses no exit without its enter
-            return None
-        f = None
-        if ev.uses_fd:
-            f = table.get(th.last_fd)
-            if f is None:
-                return None
-        return self._exit(ev, th, table, f, th.enter)
+        # an exit whose enter this thread did not just make: libsinsp still parses it, but
+        # without the enter's fd or parameters
+        valid = th.last_enter == ev.etype
+        f = table.get(th.last_fd) if valid and ev.uses_fd else None
+        return self._exit(ev, th, table, f, th.enter if valid else MISSING)
 
     def _exit_new(self, ev, th, table) -> Fd | None:
         f = None
@@ -497,14 +537,24 @@ class State:
         if res is None or res < 0:
             return
         flags = _or(ev.int("flags"), 0)
+        vtid = ev.int("vtid")
         if res > 0:  # the parent's side: the child exists from now on
+            if flags & CHILD_IN_PIDNS or (vtid is not None and vtid != ev.tid):
+                return  # res is the child's id in its namespace: libsinsp makes nothing
             child, parent_pid = res, th.pid
         else:
-            child, parent = ev.tid, ev.int("ptid")
-            pt = self.threads.get(parent) if parent is not None else None
             if ev.tid in self._born:
                 return
+            child = ev.tid
+            parent = ev.int("pid") if flags & CLONE_THREAD else ev.int("ptid")
+            pt = self.threads.get(parent) if parent is not None else None
+            if parent is not None and (pt is None or pt.comm is None):
+                # libsinsp's "inverted clone": the unknown parent takes the child's name
+                pt = self.threads[parent] = Thread(parent if pt is None else pt.pid,
+                                                   ev.str("comm") or ev.comm)
             parent_pid = pt.pid if pt else None
+            if pt is not None and not th.cwd:
+                th.cwd = pt.cwd
         if child in self._born:
             return
         self._born.add(child)

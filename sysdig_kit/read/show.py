@@ -12,16 +12,16 @@ processes' /proc scan, users, sockets) is printed as the bare number.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..errors import KitError
-from . import eventtable, fdtable
+from . import fdtable, fdwalk
 from .args import SIGNED, STRINGS, UNSIGNED, decode_value
-from .scap_blocks import read_state_blocks
+from .filter import _SIGNALS
 from .typed import _flag_table, errno_names, flag_names
 
 DEFAULT = "*%evt.num %evt.outputtime %evt.cpu %proc.name (%thread.tid) %evt.dir %evt.type %evt.info"
@@ -29,6 +29,14 @@ _FLAGS = {"PT_FLAGS8", "PT_FLAGS16", "PT_FLAGS32", "PT_ENUMFLAGS8", "PT_ENUMFLAG
           "PT_ENUMFLAGS32"}
 _OPENS = {"open", "openat", "openat2", "creat", "open_by_handle_at"}
 _DUPS = {"dup", "dup2", "dup3"}
+# kernel-internal errnos libsinsp names too (sinsp_utils::errno_to_str)
+_KERNEL_ERRNO = {512: "ERESTARTSYS", 513: "ERESTARTNOINTR", 514: "ERESTARTNOHAND",
+                 515: "ENOIOCTLCMD", 516: "ERESTART_RESTARTBLOCK", 521: "EBADHANDLE",
+                 522: "ENOTSYNC", 523: "EBADCOOKIE", 524: "ENOTSUPP", 525: "ETOOSMALL",
+                 526: "ESERVERFAULT", 527: "EBADTYPE", 528: "EJUKEBOX", 529: "EIOCBQUEUED",
+                 530: "EIOCBRETRY"}
+_SIGNED_PRINT = {"PT_UINT32": 32, "PT_UINT64": 64}  # unsigned types libsinsp formats with %d
+_CONTAINER_ID = re.compile(rb'"id":"([^"]*)"')
 _FIELD = re.compile(r"%(\w+(?:\.\w+)+)")
 
 
@@ -38,69 +46,15 @@ def _printable(b: bytes, limit: int = 80) -> str:
     return s[:limit - 3] + "..." if len(s) > limit else s
 
 
-class _Event:
-    """One row's parameters for the fd table's parser (decoded on demand)."""
-
-    __slots__ = ("comm", "edir", "etype", "fd_name", "info", "pid", "tid", "uses_fd", "vals")
-
-    def __init__(self, etype, edir, tid, pid, comm, vals, info, uses_fd, fd_name):
-        self.etype, self.edir, self.tid, self.pid, self.comm = etype, edir, tid, pid, comm
-        self.vals, self.info, self.uses_fd, self.fd_name = vals, info, uses_fd, fd_name
-
-    def has(self, name) -> bool:
-        return name in self.vals
-
-    def raw(self, name):
-        v = self.vals.get(name)
-        return bytes(v) if v is not None else b""
-
-    def int(self, name):
-        if name not in self.vals:
-            return None
-        v = decode_value(self.info.get(name, {}).get("type"), self.vals[name])
-        return v if isinstance(v, int) else None
-
-    def str(self, name):
-        if name not in self.vals:
-            return None
-        v = decode_value(self.info.get(name, {}).get("type"), self.vals[name])
-        return v if isinstance(v, str) else None
-
-    def res(self):
-        """The return value: the first parameter of an exit (`res`, or `fd` of opens)."""
-        return self.int(next(iter(self.vals))) if self.vals else None
-
-    def first_fd(self):
-        return self.int(self.fd_name) if self.fd_name else None
-
-
 class _Renderer:
     def __init__(self, df: pd.DataFrame):
-        self.table = eventtable.load(df.attrs.get("event_table") or eventtable.NEW)
-        self.new = self.table.era == "exit-only"
+        self.walk = fdwalk.Walker(df)
+        self.table, self.new, self.state = self.walk.table, self.walk.new, self.walk.state
         self.flags = _flag_table(self.table.name)
-        blocks = None
-        src = df.attrs.get("source")
-        if src and df.attrs.get("format") == "scap" and Path(src).is_file():
-            blocks = read_state_blocks(Path(src))
-        self.state = fdtable.State(blocks, self.new)
-        self.errno = errno_names()
-        self.params: dict = {}
-        self.uses: dict = {}
+        self.errno = {**_KERNEL_ERRNO, **errno_names()}
 
     def param_info(self, etype: str, edir: str) -> dict:
-        key = (etype, edir)
-        if key not in self.params:
-            codes = self.table.code.get(key) or self.table.code.get(("syscall", edir), [])
-            self.params[key] = {p["name"]: p for c in codes[-1:] for p in self.table.params(c)}
-            ev = self.table.events[codes[-1]] if codes else {"flags": [], "params": []}
-            fds = [p["name"] for p in ev["params"] if p["type"] == "PT_FD"]
-            name = ("oldfd" if etype.startswith("dup") and "oldfd" in fds else
-                    "fd" if "fd" in fds else (fds[0] if fds else None))
-            if edir == ">" and not self.new:  # libsinsp reads the enter's first parameter
-                name = ev["params"][0]["name"] if ev["params"] else None
-            self.uses[key] = ("EF_USES_FD" in ev["flags"], name)
-        return self.params[key]
+        return self.walk.param_info(etype, edir)
 
     def value(self, etype, edir, pid, name, raw) -> tuple[str, object]:
         p = self.param_info(etype, edir).get(name, {})
@@ -119,21 +73,24 @@ class _Renderer:
                 return ("NULL" if self.new else ""), v
             return ("<NA>" if self.new else ""), v
         if ptype == "PT_FD":
-            if v == -100:
-                return "-100(AT_FDCWD)", v
-            if v < 0:
-                e = self.errno.get(-v)
-                return (f"{v}({e})" if e else str(v)), v
-            if pid is None:
-                return str(v), v
-            known = self.state.table(pid).get(v)
-            return (f"{v}({known.render()})" if known else str(v)), v
+            num, res = self.walk.fd_arg(pid, v)
+            return (f"{num}({res})" if res else num), v
         if ptype == "PT_ERRNO":
             e = self.errno.get(-v) if v < 0 else None
             return (f"{v}({e})" if e else str(v)), v
         if ptype == "PT_PID":
             c = self.state.comm(v)
             return (f"{v}({c})" if c else str(v)), v
+        if ptype == "PT_SIGTYPE":
+            sig = _SIGNALS.get(v)
+            return (f"{v}({sig})" if sig else str(v)), v
+        if ptype == "PT_ABSTIME" and self.new:  # sysdig 0.41: the local time (UTC here)
+            t = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(v // 1_000_000_000))
+            return f"{t}.{v % 1_000_000_000:09d}", v
+        if ptype == "PT_RELTIME":
+            return ("none" if v == (1 << 64) - 1 else f"{v}({v / 1e9:g}s)"), v
+        if ptype in ("PT_FSPATH", "PT_FSRELPATH"):
+            return self._path(v, etype, edir, pid), v
         if ptype in ("PT_UID", "PT_GID"):
             if v >= 0xFFFFFFFF or v < 0:
                 return "-1(<NONE>)", v
@@ -148,10 +105,26 @@ class _Renderer:
                 return f"{v:X}", v
             if fmt == "PF_OCT":
                 return (f"0{v:o}" if v else "0"), v
+            if ptype in _SIGNED_PRINT and v >= 1 << (_SIGNED_PRINT[ptype] - 1):
+                return str(v - (1 << _SIGNED_PRINT[ptype])), v  # libsinsp prints them with %d
             return str(v), v
         if ptype in STRINGS:
             return v, v
         return _printable(v), v
+
+    def _path(self, path: str, etype, edir, pid) -> str:
+        """A path parameter; a relative one followed by what libsinsp resolves it to."""
+        if self.new:  # sysdig 0.41 prints paths as they are
+            return path
+        th = self.state.threads.get(self.row_tid) if pid is not None else None
+        if th is None or not path or path.startswith("/") or path == "<NA>":
+            return path
+        base = th.cwd
+        dirfd = self.row_dirfd
+        if dirfd is not None and dirfd != -100:
+            f = self.state.table(pid).get(dirfd)
+            base = f.name if f is not None else ""
+        return f"{path}({fdtable.State._join(base, path) if base else path})"
 
     def _fdlist(self, raw: bytes, pid) -> str:
         if pid is None or len(raw) < 2:
@@ -170,30 +143,31 @@ class _Renderer:
             out.append(f"{fd if fd >= 0 else fd + (1 << 64)}:{ch}{flags & 0xFFFFFFFF:x}")
         return " ".join(out)
 
-    def step(self, row) -> tuple[int | None, object]:
-        """Advance the state over `row`; (the pid whose fd table it sees, its fd entry)."""
-        etype, edir = str(row.evt_type), str(row.evt_dir)
-        pid = row.proc_pid
-        pid = None if pid is pd.NA or pid is None else int(pid)
-        args = row.evt_args if row.evt_args is not None else []
-        vals = {a["name"]: a["value"] for a in args}
-        info = self.param_info(etype, edir)
-        uses, fd_name = self.uses[(etype, edir)]
-        comm = row.proc_name if isinstance(row.proc_name, str) else None
-        ev = _Event(etype, edir, int(row.thread_tid), pid, comm, vals, info, uses, fd_name)
-        return pid, self.state.step(ev)
-
     def info(self, row, pid) -> str:
         etype, edir = str(row.evt_type), str(row.evt_dir)
         args = row.evt_args if row.evt_args is not None else []
         names = {a["name"] for a in args}
         if names and names <= {"ID", "nativeID"}:
             args = []  # a generic syscall event: sysdig prints its name only
+        self.row_tid = int(row.thread_tid)
+        self.row_dirfd = None
+        for a in args:
+            if a["name"] == "dirfd":
+                self.row_dirfd = decode_value("PT_FD", a["value"])
         parts = []
         for a in args:
             s, _ = self.value(etype, edir, pid, a["name"], a["value"])
             parts.append(f"{a['name']}={s}")
         return " ".join(parts) if self.new else "".join(p + " " for p in parts)
+
+
+def _container_name(row) -> str | None:
+    """libsinsp names the made-up thread of a container event `container:ID`."""
+    for a in row.evt_args if row.evt_args is not None else []:
+        m = _CONTAINER_ID.search(bytes(a["value"] or b""))
+        if m:
+            return "container:" + m.group(1).decode("utf-8", "replace")
+    return None
 
 
 def _time_of_day(ns: np.ndarray) -> list[str]:
@@ -217,16 +191,20 @@ def lines(df: pd.DataFrame, fmt: str | None = None) -> Iterator[str]:
             raise KitError(f"show: unsupported field %{f} in the format")
     times = _time_of_day(df["evt_rawtime"].to_numpy(np.int64))
     for i, row in enumerate(df.itertuples(index=False)):
-        pid, _ = r.step(row)
+        pid, fd, ev = r.walk.step(row)
         vals = {}
         for f in fields:
             if f in ("evt.info", "evt.args"):
                 v = r.info(row, pid)
             elif f in ("evt.outputtime", "evt.time"):
                 v = times[i]
+            elif f == "fd.name":
+                v = r.walk.fd_name(pid, fd, ev)
             else:
                 v = getattr(row, FIELDS[f][0], None)
                 v = None if v is None or v is pd.NA else v
+                if v is None and f == "proc.name" and str(row.evt_type) == "container":
+                    v = _container_name(row)
             vals[f] = v
         if not star and any(v is None for v in vals.values()):
             continue
