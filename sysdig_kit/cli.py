@@ -338,13 +338,14 @@ def show_cmd(capture, filter_words, print_fmt, since, until, evt_num, no_pager):
     FILTER is sysdig's filter language (proc.name=zsh and evt.type in (openat, read)), for
     the fields a frame holds (see docs/frame.md). Paged when stdout is a terminal.
     """
-    from .read import read
+    from .read import _select, read
     from .read.show import lines
 
     filt = " ".join(filter_words) or None
-    df = _reading(capture, lambda: read(capture, filter=filt, since=since, until=until,
-                                        evt_num=evt_num))
-    out = lines(df, print_fmt)
+    # the fd table and thread names need every event: select after reading the whole capture
+    full = _reading(capture, lambda: read(capture))
+    sel = _select(full, filt, since, until, evt_num)
+    out = lines(full, print_fmt, only=full["evt_num"].isin(sel["evt_num"]).to_numpy())
     if sys.stdout.isatty() and not no_pager:
         click.echo_via_pager(ln + "\n" for ln in out)
     else:

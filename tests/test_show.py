@@ -83,6 +83,6 @@ def test_show_cli_filter_window_and_errors():
                        capture_output=True, text=True, check=True)
     nums = [int(x) for x in p.stdout.split()]
     assert nums and min(nums) >= 500 and max(nums) <= 520
-    p = subprocess.run([*cmd[:4], str(NEW_ERA), "fd.name=x"], capture_output=True, text=True,
+    p = subprocess.run([*cmd[:4], str(NEW_ERA), "fd.nosuch=x"], capture_output=True, text=True,
                        check=False)
-    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "fd.name" in p.stderr
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "fd.nosuch" in p.stderr

@@ -67,13 +67,15 @@ def reader_for(path, fmt: str | None = None):
                    + hint)
 
 
-def _select(df, filter, since, until, evt_num):
-    from .filter import apply_filter
+def _select(df, filter, since, until, evt_num, walker=None):
+    from .filter import apply_filter, drop_fd_state, with_fd_state
     from .window import window
 
+    full = df
+    df = with_fd_state(df, filter, walker)  # fd state needs every event, before any window
     if since is not None or until is not None or evt_num is not None:
         df = window(df, since, until, evt_num)
-    return apply_filter(df, filter)
+    return drop_fd_state(apply_filter(df, filter), full)
 
 
 def read(path, fmt: str | None = None, filter: str | None = None, since=None, until=None,
@@ -88,8 +90,12 @@ def iter_batches(path, batch_size: int = 1_000_000, fmt: str | None = None,
                  filter: str | None = None, since=None, until=None, evt_num=None, **kwargs):
     """Yield frames of at most `batch_size` events, for captures larger than memory (each
     batch filtered/windowed as `read` does; offsets count from the first batch's start)."""
-    start = None
+    start = walker = None
     for df in reader_for(path, fmt).iter_batches(Path(path), batch_size=batch_size, **kwargs):
+        if walker is None and filter and "fd" in filter and df.attrs.get("format") == "scap":
+            from .fdwalk import Walker
+
+            walker = Walker(df)  # the fd table carries on from batch to batch
         if start is None and len(df):
             start = int(df["evt_rawtime"].min())
         if (since is not None or until is not None) and start is not None:
@@ -97,6 +103,6 @@ def iter_batches(path, batch_size: int = 1_000_000, fmt: str | None = None,
 
             since_ns = to_ns(since, start) if since is not None else None
             until_ns = to_ns(until, start) if until is not None else None
-            yield _select(df, filter, since_ns, until_ns, evt_num)
+            yield _select(df, filter, since_ns, until_ns, evt_num, walker)
         else:
-            yield _select(df, filter, None, None, evt_num)
+            yield _select(df, filter, None, None, evt_num, walker)

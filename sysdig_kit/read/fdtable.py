@@ -192,7 +192,7 @@ class Thread:
     comm: str | None
     cwd: str = ""
     last_enter: str | None = None  # the type of its last enter event (old era)
-    last_fd: int = -1  # libsinsp's m_lastevent_fd
+    last_fd: int = 0  # libsinsp's m_lastevent_fd (0 until an enter sets it, as there)
     enter: dict | None = None  # the parameters of that enter event
 
 
@@ -259,7 +259,7 @@ class State:
         self.flush()
         if ev.etype == "procexit":  # libsinsp drops the thread after this event
             self.pending.append((None, ev.tid, None))
-        if ev.pid is None:
+        if ev.pid is None or ev.skip:
             return None
         th = self.threads.get(ev.tid)
         if th is None:

@@ -24,11 +24,13 @@ _OPENS = {"open", "openat", "openat2", "creat", "open_by_handle_at"}
 class _Event:
     """One row's parameters for the fd table's parser (decoded on demand)."""
 
-    __slots__ = ("comm", "edir", "etype", "fd_name", "info", "pid", "tid", "uses_fd", "vals")
+    __slots__ = ("comm", "edir", "etype", "fd_name", "info", "pid", "skip", "tid", "uses_fd",
+                 "vals")
 
-    def __init__(self, etype, edir, tid, pid, comm, vals, info, uses_fd, fd_name):
+    def __init__(self, etype, edir, tid, pid, comm, vals, info, uses, skip):
         self.etype, self.edir, self.tid, self.pid, self.comm = etype, edir, tid, pid, comm
-        self.vals, self.info, self.uses_fd, self.fd_name = vals, info, uses_fd, fd_name
+        self.vals, self.info, self.skip = vals, info, skip
+        self.uses_fd, self.fd_name = uses
 
     def has(self, name) -> bool:
         return name in self.vals
@@ -70,6 +72,7 @@ class Walker:
         self.params: dict = {}
         self.uses: dict = {}
         self.flags: dict = {}
+        self.skip: dict = {}
         self._errno = None
 
     def param_info(self, etype: str, edir: str) -> dict:
@@ -84,6 +87,8 @@ class Walker:
             if edir == ">" and not self.new:  # libsinsp reads the enter's first parameter
                 name = ev["params"][0]["name"] if ev["params"] else None
             self.uses[key] = ("EF_USES_FD" in ev["flags"], name)
+            # events libsinsp's parser reset skips: they leave the thread's last event alone
+            self.skip[key] = "EF_SKIPPARSERESET" in ev["flags"] or etype == "switch"
             self.flags[key] = bool({"EF_USES_FD", "EF_CREATES_FD", "EF_DESTROYS_FD"}
                                    & set(ev["flags"]))
         return self.params[key]
@@ -96,9 +101,9 @@ class Walker:
         args = row.evt_args if row.evt_args is not None else []
         vals = {a["name"]: a["value"] for a in args}
         info = self.param_info(etype, edir)
-        uses, fd_name = self.uses[(etype, edir)]
         comm = row.proc_name if isinstance(row.proc_name, str) else None
-        ev = _Event(etype, edir, int(row.thread_tid), pid, comm, vals, info, uses, fd_name)
+        ev = _Event(etype, edir, int(row.thread_tid), pid, comm, vals, info,
+                    self.uses[(etype, edir)], self.skip[(etype, edir)])
         return pid, self.state.step(ev), ev
 
     def fd_arg(self, pid, v: int) -> tuple[str, str | None]:

@@ -33,7 +33,11 @@ FIELDS = {
     "fd.num": ("fd_num", "int"),
     # SUCCESS, or the errno name of a negative result (see _with_res)
     "evt.res": ("evt_res", "str"),
+    # the name of the fd the event refers to, from the fd table libsinsp keeps (fdtable.py;
+    # computed only when a filter names it: with_fd_state)
+    "fd.name": ("fd_name", "str"),
 }
+_FDNAME = re.compile(r"\bfd\.name\b")
 # libsinsp's names of signals 1-31 (the Linux numbering of arm64 and x86_64); others: the number
 _SIGNALS = dict(enumerate(
     ["SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE",
@@ -271,10 +275,16 @@ def _with_args(df: pd.DataFrame, text: str) -> pd.DataFrame:
         at = pos.loc[ev["evt_num"].to_numpy()].to_numpy()
         for n in have:
             kinds = {p[n] for p in ptypes if n in p}
-            if "PT_FD" in kinds or "PT_FDLIST" in kinds:
+            if "PT_FD" in kinds and f"fdarg.{n}" in df.columns:  # resolved by with_fd_state
+                cols[n][at] = df[f"fdarg.{n}"].to_numpy(dtype=object)[at]
+                continue
+            if "PT_FDLIST" in kinds:
+                raise KitError(f"filter: evt.arg.{n} of {t} is a list of file descriptors: "
+                               f"not supported")
+            if "PT_FD" in kinds:
                 raise KitError(f"filter: evt.arg.{n} is a file descriptor of {t}, which sysdig "
-                               f"compares resolved through its fd table (<f>/path), not held "
-                               f"in a frame: use fd.num")
+                               f"compares resolved through its fd table (<f>/path): only a "
+                               f"scap capture has one")
             if n not in ev.columns:
                 continue
             v = ev[n]
@@ -294,6 +304,52 @@ def _with_args(df: pd.DataFrame, text: str) -> pd.DataFrame:
     return out
 
 
+def _fd_args(df: pd.DataFrame, text: str) -> list[str]:
+    """The evt.arg.NAME of `text` that are file descriptors of some event."""
+    names = set(_ARG.findall(text)) - {c[6:] for c in df.columns if str(c).startswith("fdarg.")}
+    if not names:
+        return []
+    from . import eventtable
+
+    t = eventtable.load(df.attrs.get("event_table") or eventtable.NEW)
+    fds = {p["name"] for e in t.events for p in e["params"] if p["type"] == "PT_FD"}
+    return sorted(names & fds)
+
+
+def with_fd_state(df: pd.DataFrame, text: str | None, walker=None) -> pd.DataFrame:
+    """`df` plus what the filter `text` needs from libsinsp's fd table: `fd_name` and, per fd
+    argument it names, `fdarg.NAME` (sysdig's resolved `<f>/etc/passwd`), computed in one pass
+    over `df`, which must be the whole capture (or, with `walker`, its next batch). Nothing is
+    added (and nothing computed) when the filter names neither."""
+    if not text or not isinstance(text, str):
+        return df
+    name = bool(_FDNAME.search(text)) and "fd_name" not in df.columns
+    args = _fd_args(df, text) if "evt.arg." in text else []
+    if not name and not args:
+        return df
+    if df.attrs.get("args_encoding", "scap") != "scap":
+        what = "fd.name" if name else f"evt.arg.{args[0]}"
+        raise KitError(f"filter: {what} needs the fd table of a scap capture; sysdig's "
+                       f"text/JSON output does not hold one (filter the .scap, or match the "
+                       f"printed evt.info)")
+    from .fdwalk import columns
+
+    out = df.copy()
+    for col, vals in columns(df, name, args, walker).items():
+        out[col] = pd.array(vals, dtype="string")
+    return out
+
+
+def drop_fd_state(df: pd.DataFrame, before: pd.DataFrame) -> pd.DataFrame:
+    """`df` without the columns with_fd_state added to `before`."""
+    extra = [c for c in df.columns if c not in before.columns]
+    if not extra:
+        return df
+    out = df.drop(columns=extra)
+    out.attrs = df.attrs
+    return out
+
+
 def _creates_fd(table: str) -> set[str]:
     from . import eventtable
 
@@ -305,6 +361,7 @@ def compile_filter(df: pd.DataFrame, text: str) -> np.ndarray:
     """The boolean mask of the events of `df` that `text` (a sysdig filter) keeps."""
     if not isinstance(text, str):
         raise KitError(f"filter: expected a string, got {type(text).__name__}")
+    df = with_fd_state(df, text)
     return _Parser(text, _with_args(_with_res(_with_fd(df, text), text), text)).parse()
 
 

@@ -175,8 +175,10 @@ def _time_of_day(ns: np.ndarray) -> list[str]:
     return [f"{x.strftime('%H:%M:%S')}.{n % 1_000_000_000:09d}" for x, n in zip(t, ns)]
 
 
-def lines(df: pd.DataFrame, fmt: str | None = None) -> Iterator[str]:
-    """sysdig -r's lines for the events of `df` (default format, or a -p FORMAT)."""
+def lines(df: pd.DataFrame, fmt: str | None = None, only=None) -> Iterator[str]:
+    """sysdig -r's lines for the events of `df` (default format, or a -p FORMAT). The fd table
+    and thread names are replayed over every row of `df`, so pass the whole capture and, as
+    `only`, a boolean mask of the rows to print (a filter's or window's)."""
     if df.attrs.get("args_encoding", "scap") != "scap":
         raise KitError("show: needs a scap capture (text/JSON input already is sysdig's output)")
     r = _Renderer(df)
@@ -190,8 +192,11 @@ def lines(df: pd.DataFrame, fmt: str | None = None) -> Iterator[str]:
         if f not in FIELDS and f not in ("evt.info", "evt.outputtime", "evt.time", "evt.args"):
             raise KitError(f"show: unsupported field %{f} in the format")
     times = _time_of_day(df["evt_rawtime"].to_numpy(np.int64))
+    keep = np.ones(len(df), dtype=bool) if only is None else np.asarray(only, dtype=bool)
     for i, row in enumerate(df.itertuples(index=False)):
         pid, fd, ev = r.walk.step(row)
+        if not keep[i]:
+            continue
         vals = {}
         for f in fields:
             if f in ("evt.info", "evt.args"):

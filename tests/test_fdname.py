@@ -1,0 +1,116 @@
+"""fd.name and fd arguments (`evt.arg.fd`) from the fd table (read/fdtable.py, fdwalk.py),
+against the real sysdig: every event's fd.name on every oracle capture of both eras, and the
+evt.num sets of fd.name filters (=, contains, startswith, in, evt.arg.fd) through read(),
+windows, batches and `sysdig-kit show`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import oracle
+import pytest
+
+import sysdig_kit
+from sysdig_kit.errors import KitError
+from sysdig_kit.read.fdwalk import columns
+
+DATA = oracle.DATA
+OLD_ERA = DATA / "arm64" / "old-era-zsh-s4096.scap"
+NEW_ERA = DATA / "arm64" / "new-era-zsh-name.scap"
+PUB = DATA / "public"
+ALL = [(OLD_ERA, "old"), (NEW_ERA, "new")] + [
+    (p, "old") for p in sorted(PUB.glob("*.scap")) if p.name != "libs__curl_google_comments.scap"]
+# events whose fd.name differs from sysdig's, per capture (all others: none). Both are one
+# UDP socket whose addresses libsinsp completes from the capture's network interface list,
+# which we do not read (502Error: a bound socket's server address read back through a union
+# as a tuple, then its source address taken from the interfaces).
+KNOWN = {"sysdig-inspect__502Error.scap": 73, "libs__test_ipv6_client.scap": 2}
+
+pytestmark = pytest.mark.oracle
+
+
+def _sysdig_fd_names(which: str, path) -> dict[int, str | None]:
+    out = oracle.run(which, str(path), "*%evt.num |%fd.name|")
+    recs: dict[int, str] = {}
+    last = None
+    for ln in out.split("\n")[:-1]:
+        num, _, rest = ln.partition(" |")
+        if num.isdigit():
+            recs[int(num)] = rest
+            last = int(num)
+        elif last is not None:  # a name holding a newline
+            recs[last] += "\n" + ln
+    return {k: (None if v == "<NA>|" else v[:-1]) for k, v in recs.items()}
+
+
+@pytest.mark.parametrize("path,which", ALL, ids=lambda x: getattr(x, "name", x))
+def test_every_events_fd_name_equals_sysdig(path, which):
+    want = _sysdig_fd_names(which, path)
+    df = sysdig_kit.read(path)
+    ours = dict(zip(df["evt_num"].tolist(), columns(df, True, [])["fd_name"]))
+    assert set(ours) == set(want)
+    bad = [k for k in want if want[k] != ours[k]]
+    print(f"{path.name}: {len(want) - len(bad)}/{len(want)} events' fd.name equal sysdig's")
+    assert len(bad) <= KNOWN.get(path.name, 0), [(k, want[k], ours[k]) for k in bad[:5]]
+
+
+FILTERS = [
+    (OLD_ERA, "old", "fd.name=/etc/ld.so.cache"),
+    (OLD_ERA, "old", "fd.name contains /lib and evt.type=read"),
+    (OLD_ERA, "old", "fd.name startswith /usr/lib/locale"),
+    (OLD_ERA, "old", "fd.name in (/tmp/x, /etc/passwd, /etc/nsswitch.conf)"),
+    (OLD_ERA, "old", "evt.arg.fd contains /lib"),
+    (OLD_ERA, "old", "not fd.name contains / and evt.type in (close, read, write)"),
+    (NEW_ERA, "new", "fd.name=/tmp/x"),
+    (NEW_ERA, "new", "fd.name contains /lib and evt.type=read"),
+    (NEW_ERA, "new", "fd.name startswith /usr"),
+    (NEW_ERA, "new", "fd.name in (/tmp/x, /etc/ld.so.cache)"),
+    (NEW_ERA, "new", "evt.arg.fd contains /tmp and proc.name=zsh"),
+    (PUB / "libs__curl_google.scap", "old", "fd.name contains :80"),
+    (PUB / "libs__curl_google.scap", "old", "fd.name startswith /dev"),
+    (PUB / "bencer__example0_nginx.scap", "old", "fd.name contains :80"),
+    (PUB / "falco__trace_files_psp_run_as_user_0_container.scap", "old",
+     "fd.name in (/etc/ld.so.cache, /etc/passwd) or evt.arg.fd contains /etc"),
+]
+
+
+@pytest.mark.parametrize("path,which,filt", FILTERS, ids=lambda x: getattr(x, "name", x))
+def test_fd_name_filter_equals_sysdig(path, which, filt):
+    want = [int(x) for x in oracle.run(which, str(path), "%evt.num", filt).split()]
+    df = sysdig_kit.read(path, filter=filt)
+    assert want, "a filter that keeps nothing proves little"
+    assert df["evt_num"].tolist() == want
+    assert list(df.columns) == list(sysdig_kit.read(path).columns)  # no helper column left
+
+
+def test_fd_name_with_a_window_and_in_batches():
+    filt = "fd.name contains /lib"
+    want = [int(x) for x in oracle.run(
+        "old", str(OLD_ERA), "%evt.num", f"{filt} and evt.num>=100 and evt.num<=400").split()]
+    # the window cuts the events the fd table was built from: the state is kept anyway
+    assert sysdig_kit.read(OLD_ERA, filter=filt, evt_num="100-400")["evt_num"].tolist() == want
+    whole = sysdig_kit.read(OLD_ERA, filter=filt)["evt_num"].tolist()
+    batches = sysdig_kit.iter_batches(OLD_ERA, batch_size=97, filter=filt)
+    assert [n for b in batches for n in b["evt_num"].tolist()] == whole
+
+
+def test_show_cli_with_fd_name_and_a_window_keeps_the_state():
+    filt = "fd.name contains /tmp"
+    cmd = [sys.executable, "-m", "sysdig_kit.cli", "show", str(NEW_ERA), filt]
+    p = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    assert p.stdout and p.stdout == oracle.run("new", str(NEW_ERA), None, filt)
+    # a window starting after the opens: fds still resolved as sysdig resolves them
+    p = subprocess.run([*cmd[:4], str(OLD_ERA), "--evt-num", "88-89"], capture_output=True,
+                       text=True, check=True)
+    want = oracle.run("old", str(OLD_ERA), None, "evt.num>=88 and evt.num<=89")
+    assert "(<f>/lib/aarch64-linux-gnu/libcap.so.2)" in p.stdout and p.stdout == want
+
+
+def test_fd_name_on_text_output_is_a_one_line_error():
+    text = DATA / "arm64" / "new-era-zsh-name.sysdig-0.41.4.txt"
+    with pytest.raises(KitError, match="fd.name needs the fd table of a scap capture"):
+        sysdig_kit.read(text, filter="fd.name contains /tmp")
+    p = subprocess.run([sys.executable, "-m", "sysdig_kit.cli", "show", str(text),
+                        "evt.arg.fd contains /tmp"], capture_output=True, text=True, check=False)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "evt.arg.fd" in p.stderr
