@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import oracle
+import pandas as pd
 import pytest
 
 import sysdig_kit
@@ -114,3 +115,16 @@ def test_fd_name_on_text_output_is_a_one_line_error():
     p = subprocess.run([sys.executable, "-m", "sysdig_kit.cli", "show", str(text),
                         "evt.arg.fd contains /tmp"], capture_output=True, text=True, check=False)
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "evt.arg.fd" in p.stderr
+
+
+@pytest.mark.parametrize("path,which,evt_type", [(OLD_ERA, "old", "read"),
+                                                 (OLD_ERA, "old", "openat"),
+                                                 (NEW_ERA, "new", "write"),
+                                                 (NEW_ERA, "new", "openat")],
+                         ids=lambda x: getattr(x, "name", x))
+def test_events_fd_name_column(path, which, evt_type):
+    want = _sysdig_fd_names(which, path)
+    ev = sysdig_kit.events(path, evt_type, fd_name=True, evt_num="1-100000")
+    assert len(ev) and "fd_name" not in sysdig_kit.events(path, evt_type).columns
+    got = [None if v is pd.NA else v for v in ev["fd_name"]]
+    assert got == [want[n] for n in ev["evt_num"]]

@@ -14,9 +14,20 @@ Used only by `show` and the `fd.name` filter field: `read()` never pays for it.
 
 from __future__ import annotations
 
-import socket
 import struct
 from dataclasses import dataclass
+
+from .netaddr import (
+    AF_INET,
+    AF_INET6,
+    AF_UNIX,
+    clean,
+    ip_str,
+    is_mapped,
+    sockaddr_str,
+    socktuple_str,
+    tuple_fields,
+)
 
 # scap_fd_type numbers
 FILE, DIRECTORY, IPV4, IPV6, IPV4_SERV, IPV6_SERV, FIFO, UNIX, EVENT = range(1, 10)
@@ -27,7 +38,7 @@ TYPECHAR = {0: "o", FILE: "f", FILE_V2: "f", DIRECTORY: "d", IPV4: "4", IPV4_SER
             18: "u", 19: "r", 20: "m", 21: "P"}
 TCP, UDP, ICMP, RAW = 2, 3, 4, 5
 L4CHAR = {TCP: "t", UDP: "u", ICMP: "i", RAW: "r"}
-AF_UNIX, AF_INET, AF_INET6, AF_NETLINK = 1, 2, 10, 16
+AF_NETLINK = 16
 O_DIRECTORY, O_CLOEXEC = 1 << 10, 1 << 12  # PPM_O_* (the driver's flag values)
 CLONE_THREAD = 1 << 13  # PPM_CL_CLONE_THREAD
 CHILD_IN_PIDNS = 1 << 29  # PPM_CL_CHILD_IN_PIDNS
@@ -56,90 +67,14 @@ class Fd:
             return 0 if not self.role else self.l4
         return self.l4 if self.kind in (IPV4_SERV, IPV6_SERV) else 0
 
-    def render(self, clean: bool = False) -> str:
-        """`<type[l4]>name`, as sysdig resolves an fd argument (`clean`: without the
+    def render(self, sanitize: bool = False) -> str:
+        """`<type[l4]>name`, as sysdig resolves an fd argument (`sanitize`: without the
         unprintable characters, as sysdig 0.29 prints it)."""
-        name = _clean(self.name.encode("utf-8", "replace")) if clean else self.name
+        name = clean(self.name.encode("utf-8", "replace")) if sanitize else self.name
         return f"<{TYPECHAR.get(self.kind, '?')}{L4CHAR.get(self.l4proto(), '')}>{name}"
 
     def tuple_str(self) -> str:
-        return f"{_ip(self.sip)}:{self.sport}->{_ip(self.dip)}:{self.dport}"
-
-
-def _ip(b: bytes) -> str:
-    if len(b) == 4:
-        return socket.inet_ntop(socket.AF_INET, b)
-    if len(b) == 16:
-        return socket.inet_ntop(socket.AF_INET6, b)
-    return "0.0.0.0"
-
-
-def _mapped(b: bytes) -> bool:
-    return b[:12] == b"\0" * 10 + b"\xff\xff"
-
-
-def sockaddr_str(raw: bytes, new: bool) -> str:
-    """A PT_SOCKADDR parameter as libsinsp prints it."""
-    if not raw:
-        return "<NA>" if new else "NULL"
-    fam = raw[0]
-    if fam == AF_UNIX:
-        return _clean(raw[1:].split(b"\0", 1)[0])
-    if fam == AF_INET and len(raw) == 7:
-        return f"{_ip(raw[1:5])}:{struct.unpack_from('<H', raw, 5)[0]}"
-    if fam == AF_INET6 and len(raw) == 19:
-        return f"{_ip(raw[1:17])}:{struct.unpack_from('<H', raw, 17)[0]}"
-    if fam == AF_INET:
-        return "INVALID IPv4"
-    if fam == AF_INET6:
-        return "INVALID IPv6"
-    return f"family {fam}"
-
-
-def socktuple_str(raw: bytes) -> str:
-    """A PT_SOCKTUPLE parameter as libsinsp prints it."""
-    if not raw:
-        return "NULL"
-    fam = raw[0]
-    if fam == AF_INET and len(raw) == 13:
-        sp, = struct.unpack_from("<H", raw, 5)
-        dp, = struct.unpack_from("<H", raw, 11)
-        return f"{_ip(raw[1:5])}:{sp}->{_ip(raw[7:11])}:{dp}"
-    if fam == AF_INET6 and len(raw) == 37:
-        sp, = struct.unpack_from("<H", raw, 17)
-        dp, = struct.unpack_from("<H", raw, 35)
-        s, d = raw[1:17], raw[19:35]
-        if _mapped(s) and _mapped(d):
-            s, d = s[12:], d[12:]
-        return f"{_ip(s)}:{sp}->{_ip(d)}:{dp}"
-    if fam == AF_UNIX and len(raw) >= 17:
-        src, dst = struct.unpack_from("<QQ", raw, 1)
-        path = _clean(raw[17:].split(b"\0", 1)[0])
-        return f"{src:x}->{dst:x} {path}"
-    if fam == AF_INET:
-        return "INVALID IPv4"
-    if fam == AF_INET6:
-        return "INVALID IPv6"
-    return f"family {fam}"
-
-
-def _clean(b: bytes) -> str:
-    """libsinsp's sanitize_string: drop what is not printable."""
-    return "".join(chr(c) for c in b if 32 <= c < 127)
-
-
-def _tuple_fields(raw: bytes):
-    """(v6, sip, sport, dip, dport) of an inet socktuple, None for other families."""
-    if raw and raw[0] == AF_INET and len(raw) == 13:
-        return (False, raw[1:5], struct.unpack_from("<H", raw, 5)[0], raw[7:11],
-                struct.unpack_from("<H", raw, 11)[0])
-    if raw and raw[0] == AF_INET6 and len(raw) == 37:
-        s, d = raw[1:17], raw[19:35]
-        sp, dp = struct.unpack_from("<H", raw, 17)[0], struct.unpack_from("<H", raw, 35)[0]
-        if _mapped(s) and _mapped(d):
-            return False, s[12:], sp, d[12:], dp
-        return True, s, sp, d, dp
-    return None
+        return f"{ip_str(self.sip)}:{self.sport}->{ip_str(self.dip)}:{self.dport}"
 
 
 def from_scan(ftype: int, info) -> Fd | None:
@@ -149,7 +84,7 @@ def from_scan(ftype: int, info) -> Fd | None:
             sip, dip, sp, dp, l4 = info[0:4], info[4:8], *struct.unpack_from("<HHB", info, 8)
         else:
             sip, dip, sp, dp, l4 = info[0:16], info[16:32], *struct.unpack_from("<HHB", info, 32)
-            if _mapped(sip) and _mapped(dip):
+            if is_mapped(sip) and is_mapped(dip):
                 ftype, sip, dip = IPV4, sip[12:], dip[12:]
         fd = Fd(ftype, l4=l4, sip=sip, sport=sp, dip=dip, dport=dp)
         fd.name = fd.tuple_str()
@@ -157,7 +92,7 @@ def from_scan(ftype: int, info) -> Fd | None:
     if ftype == IPV4_SERV or ftype == IPV6_SERV:
         n = 4 if ftype == IPV4_SERV else 16
         port, l4 = struct.unpack_from("<HB", info, n)
-        return Fd(ftype, name=f"{_ip(info[:n])}:{port}", l4=l4, sip=info[:n], sport=port)
+        return Fd(ftype, name=f"{ip_str(info[:n])}:{port}", l4=l4, sip=info[:n], sport=port)
     if ftype == UNIX:
         _src, _dst, name = info
         name = name.rstrip("\n")  # libscap keeps /proc/net/unix's line end; sysdig shows none
@@ -431,8 +366,8 @@ class State:
         elif raw[0] == AF_INET6 and len(raw) == 19:
             ip, port = raw[1:17], struct.unpack_from("<H", raw, 17)[0]
             if port > 0:
-                f.kind = IPV4_SERV if _mapped(ip) else IPV6_SERV
-                f.sip, f.sport, f.role = (ip[12:] if _mapped(ip) else ip), port, "s"
+                f.kind = IPV4_SERV if is_mapped(ip) else IPV6_SERV
+                f.sip, f.sport, f.role = (ip[12:] if is_mapped(ip) else ip), port, "s"
         f.name = sockaddr_str(raw, self.new)
 
     def _connect_enter(self, ev, f: Fd) -> None:
@@ -443,7 +378,7 @@ class State:
             f.kind, f.dip, f.dport = IPV4, raw[1:5], struct.unpack_from("<H", raw, 5)[0]
         elif raw[0] == AF_INET6 and len(raw) == 19:
             ip, port = raw[1:17], struct.unpack_from("<H", raw, 17)[0]
-            if _mapped(ip):
+            if is_mapped(ip):
                 f.kind, f.dip, f.dport = IPV4, ip[12:], port
             else:
                 f.kind, f.dip, f.dport = IPV6, ip, port
@@ -469,7 +404,7 @@ class State:
         return changed
 
     def _fill_client(self, f: Fd, raw: bytes, ev) -> None:
-        fields = _tuple_fields(raw)
+        fields = tuple_fields(raw)
         if fields is not None:
             f.kind = IPV6 if fields[0] else IPV4
             if len(f.dip) != len(fields[1]):
@@ -488,7 +423,7 @@ class State:
         raw = ev.raw("tuple")
         if not raw:
             return None
-        fields = _tuple_fields(raw)
+        fields = tuple_fields(raw)
         if fields is not None:
             v6, sip, sport, dip, dport = fields
             f = Fd(IPV6 if v6 else IPV4, l4=TCP, sip=sip, sport=sport, dip=dip, dport=dport)
@@ -512,10 +447,10 @@ class State:
         tcp = f.kind in (IPV4, IPV6, IPV4_SERV, IPV6_SERV) and f.l4 == TCP
         if not raw or (f.name and tcp):
             return
-        fields = _tuple_fields(raw)
+        fields = tuple_fields(raw)
         if fields is None:
             if raw[0] == AF_UNIX:
-                f.kind, f.name = UNIX, _clean(raw[17:].split(b"\0", 1)[0])
+                f.kind, f.name = UNIX, clean(raw[17:].split(b"\0", 1)[0])
             return
         if f.kind in (IPV4_SERV, IPV6_SERV):
             f.kind = IPV4

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import eventtable, fdtable
+from . import eventtable, fdtable, netaddr
 from .args import decode_value
 from .scap_blocks import read_state_blocks
 from .typed import errno_names
@@ -117,7 +117,7 @@ class Walker:
                 self._errno = errno_names()
             return str(v), self._errno.get(-v)
         f = self.state.table(pid).get(v)
-        return str(v), (f.render(clean=not self.new) if f is not None else None)
+        return str(v), (f.render(sanitize=not self.new) if f is not None else None)
 
     def fd_name(self, pid, f, ev) -> str | None:
         """libsinsp's fd.name of the event just stepped (None: the field has no value)."""
@@ -152,7 +152,7 @@ class Walker:
             return self.state._path(th, self.state.table(ev.pid), name, ev, enter)
         if t in ("accept", "accept4", "connect"):
             raw = ev.raw("tuple")
-            return fdtable.socktuple_str(raw) if raw or not self.new else ""
+            return netaddr.socktuple_str(raw) if raw or not self.new else ""
         return ""  # any other exit: an empty name, not a missing one
 
 
@@ -179,3 +179,13 @@ def columns(df: pd.DataFrame, fd_name: bool, args: list[str],
                     num, res = w.fd_arg(pid, v)
                     out[f"fdarg.{n}"][i] = res or num
     return out
+
+
+def fd_names(df: pd.DataFrame) -> pd.Series:
+    """sysdig's fd.name of every row of `df` (a whole scap capture), as a string column."""
+    if df.attrs.get("args_encoding", "scap") != "scap":
+        from ..errors import KitError
+
+        raise KitError("fd.name needs the fd table of a scap capture; sysdig's text/JSON "
+                       "output does not hold one")
+    return pd.Series(pd.array(columns(df, True, [])["fd_name"], dtype="string"), index=df.index)

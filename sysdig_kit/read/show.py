@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import KitError
-from . import fdtable, fdwalk
+from . import fdtable, fdwalk, netaddr
 from .args import SIGNED, STRINGS, UNSIGNED, decode_value
 from .filter import _SIGNALS
 from .typed import _flag_table, errno_names, flag_names
@@ -60,9 +60,9 @@ class _Renderer:
         p = self.param_info(etype, edir).get(name, {})
         ptype, fmt = p.get("type"), p.get("fmt")
         if ptype == "PT_SOCKADDR":
-            return fdtable.sockaddr_str(bytes(raw or b""), self.new), None
+            return netaddr.sockaddr_str(bytes(raw or b""), self.new), None
         if ptype == "PT_SOCKTUPLE":
-            return fdtable.socktuple_str(bytes(raw or b"")), None
+            return netaddr.socktuple_str(bytes(raw or b"")), None
         if ptype == "PT_FDLIST":
             return self._fdlist(bytes(raw or b""), pid), None
         v = decode_value(ptype, raw)

@@ -25,7 +25,7 @@ from ..errors import KitError
 from .args import SIGNED, STRINGS, UNSIGNED, decode_value, param_types
 
 BASE = ["evt_num", "evt_time", "evt_rawtime", "evt_cpu", "thread_tid", "proc_pid", "proc_name",
-        "evt_dir", "evt_type", "evt_rawres"]
+        "evt_dir", "evt_type", "evt_rawres", "fd_name"]  # fd_name: when the frame has it
 _FLAGS = {"PT_FLAGS8", "PT_FLAGS16", "PT_FLAGS32", "PT_ENUMFLAGS8", "PT_ENUMFLAGS16",
           "PT_ENUMFLAGS32"}
 _ERRNO_LIKE = {"PT_ERRNO", "PT_FD"}
