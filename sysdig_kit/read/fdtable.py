@@ -77,6 +77,26 @@ class Fd:
         return f"{ip_str(self.sip)}:{self.sport}->{ip_str(self.dip)}:{self.dport}"
 
 
+_LOOPBACK = {4: b"\x7f\0\0\1", 16: b"\0" * 15 + b"\1"}
+
+
+def infer_local(f: Fd) -> None:
+    """libsinsp's network_interfaces.update_fd, for what needs no interface list: a UDP
+    tuple with one side unset (0.0.0.0 / ::) whose other side is the loopback address gets
+    that address on both sides (libsinsp finds it on `lo`). Any other address would come from
+    the capture's interface list block, which is not read: left unset."""
+    if f.kind not in (IPV4, IPV6) or len(f.sip) != len(f.dip) or len(f.sip) not in _LOOPBACK:
+        return
+    lo = _LOOPBACK[len(f.sip)]
+    s_unset, d_unset = not any(f.sip), not any(f.dip)
+    if s_unset == d_unset or f.sport == f.dport:
+        return
+    if s_unset and f.dip == lo:
+        f.sip = lo
+    elif d_unset and f.sip == lo:
+        f.dip = lo
+
+
 def from_scan(ftype: int, info) -> Fd | None:
     """An fd of the capture's fd list block (libsinsp's add_fd_from_scap)."""
     if ftype == IPV4 or ftype == IPV6:
@@ -87,6 +107,8 @@ def from_scan(ftype: int, info) -> Fd | None:
             if is_mapped(sip) and is_mapped(dip):
                 ftype, sip, dip = IPV4, sip[12:], dip[12:]
         fd = Fd(ftype, l4=l4, sip=sip, sport=sp, dip=dip, dport=dp)
+        if ftype == IPV4:
+            infer_local(fd)
         fd.name = fd.tuple_str()
         return fd
     if ftype == IPV4_SERV or ftype == IPV6_SERV:
@@ -142,6 +164,7 @@ class State:
         self.tables: dict[int, dict[int, Fd]] = {}
         self.pending: list = []  # (table, fd, entry) closes libsinsp applies at the next event
         self._born: set = set()  # threads a clone exit already made
+        self._cur: Thread | None = None  # the thread of the event being parsed
         for tid, t in (blocks.threads.items() if blocks else ()):
             self.threads[tid] = Thread(t["pid"], t["comm"], t["cwd"])
         for tid, fds in (blocks.fds.items() if blocks else ()):
@@ -179,6 +202,13 @@ class State:
         t = self.threads.get(tid)
         return t.comm if t else None
 
+    def _add(self, table, fd: int, f: Fd) -> Fd:
+        """A new entry; libsinsp's add_fd also makes it the thread's last fd (fd.num)."""
+        table[fd] = f
+        if self._cur is not None:
+            self._cur.last_fd = fd
+        return f
+
     def flush(self) -> None:
         for table, num, f in self.pending:
             if table is None:  # a thread's exit
@@ -200,6 +230,7 @@ class State:
         if th is None:
             th = self.threads[ev.tid] = Thread(ev.pid, ev.comm)
         th.pid, th.comm = ev.pid, ev.comm if ev.comm is not None else th.comm
+        self._cur = th
         table = self.table(ev.pid)
         if self.new:
             return self._exit_new(ev, th, table)
@@ -221,11 +252,8 @@ class State:
         return self._exit(ev, th, table, f, th.enter if valid else MISSING)
 
     def _exit_new(self, ev, th, table) -> Fd | None:
-        f = None
-        if ev.uses_fd:
-            fd = ev.first_fd()
-            th.last_fd = _or(fd, -1)
-            f = table.get(th.last_fd)
+        th.last_fd = _or(ev.first_fd(), -1) if ev.uses_fd else -1
+        f = table.get(th.last_fd) if ev.uses_fd else None
         return self._exit(ev, th, table, f, ev)
 
     def _exit(self, ev, th, table, f, enter) -> Fd | None:
@@ -238,7 +266,7 @@ class State:
             flags = _or(ev.int("flags") if ev.has("flags") else enter.int("flags"), 0)
             f = Fd(DIRECTORY if flags & O_DIRECTORY else FILE,
                    name=self._path(th, table, name, ev, enter), flags=flags)
-            table[res] = f
+            self._add(table, res, f)
             return f
         if t == "socket":
             if not ok:
@@ -255,17 +283,17 @@ class State:
             for n in ("fd1", "fd2"):  # each its own entry, as libsinsp copies them in
                 fd = ev.int(n)
                 if fd is not None and fd >= 0:
-                    table[fd] = Fd(kind)
+                    self._add(table, fd, Fd(kind))
             return table.get(_or(ev.int("fd1"), -1))
         kind = _SIMPLE_NEW.get(t) if self.new else _SIMPLE_OLD.get(t)
         if kind is not None:
             if not ok:
                 return None
-            table[res] = Fd(kind)
+            self._add(table, res, Fd(kind))
             return table[res]
         if t in ("dup", "dup2", "dup3") or (t == "fcntl" and _dupfd(ev, enter)):
             if ok and f is not None:
-                table[res] = f = f.copy()
+                f = self._add(table, res, f.copy())
             return f
         if t == "close":
             if ok and f is not None:
@@ -346,7 +374,7 @@ class State:
             if not self.new:
                 return None  # libsinsp of the old era keeps no entry for an unknown family
             f = Fd(0)
-        table[fd] = f
+        self._add(table, fd, f)
         return f
 
     def _infer_udp(self, ev, table, fd) -> Fd | None:
@@ -432,7 +460,7 @@ class State:
         else:
             return None
         f.name, f.role = socktuple_str(raw), "s"
-        table[fd] = f
+        self._add(table, fd, f)
         return f
 
     def _rw(self, ev, f: Fd, enter) -> None:
@@ -462,6 +490,7 @@ class State:
             return
         if f.kind in (IPV4, IPV6) and f.l4 == 0:
             f.l4 = UDP
+        infer_local(f)
         if not f.role:
             f.role = "s" if reads else "c"
         if (f.role == "c") == reads:

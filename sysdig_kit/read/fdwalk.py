@@ -119,6 +119,13 @@ class Walker:
         f = self.state.table(pid).get(v)
         return str(v), (f.render(sanitize=not self.new) if f is not None else None)
 
+    def fd_num(self, pid, ev) -> int | None:
+        """libsinsp's fd.num of the event just stepped: its thread's last fd (None: no value)."""
+        if pid is None or not self.flags[(ev.etype, ev.edir)]:
+            return None
+        th = self.state.threads.get(ev.tid)
+        return th.last_fd if th is not None else None
+
     def fd_name(self, pid, f, ev) -> str | None:
         """libsinsp's fd.name of the event just stepped (None: the field has no value)."""
         if pid is None or not self.flags[(ev.etype, ev.edir)]:
@@ -157,21 +164,25 @@ class Walker:
 
 
 def columns(df: pd.DataFrame, fd_name: bool, args: list[str],
-            walker: Walker | None = None) -> dict[str, np.ndarray]:
-    """In one pass over `df`: its `fd_name` column (if asked) and, per argument name in
-    `args`, the value sysdig's filter compares for it where it is a file descriptor (the
-    resolved `<f>/etc/passwd`, AT_FDCWD, an errno name, else the number; None elsewhere).
+            walker: Walker | None = None, fd_num: bool = False) -> dict[str, np.ndarray]:
+    """In one pass over `df`: its `fd_name` and `fd_num` columns (if asked) and, per argument
+    name in `args`, the value sysdig's filter compares for it where it is a file descriptor
+    (the resolved `<f>/etc/passwd`, AT_FDCWD, an errno name, else the number; None elsewhere).
     `walker` carries the state on from earlier batches of the same capture."""
     w = walker or Walker(df)
     out = {}
     if fd_name:
         out["fd_name"] = np.full(len(df), None, dtype=object)
+    if fd_num:
+        out["fd_num"] = np.full(len(df), None, dtype=object)
     for n in args:
         out[f"fdarg.{n}"] = np.full(len(df), None, dtype=object)
     for i, row in enumerate(df.itertuples(index=False)):
         pid, f, ev = w.step(row)
         if fd_name:
             out["fd_name"][i] = w.fd_name(pid, f, ev)
+        if fd_num:
+            out["fd_num"][i] = w.fd_num(pid, ev)
         for n in args:
             if ev.info.get(n, {}).get("type") == "PT_FD" and n in ev.vals:
                 v = ev.int(n)

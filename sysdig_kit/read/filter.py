@@ -27,9 +27,9 @@ FIELDS = {
     "thread.tid": ("thread_tid", "int"),
     "proc.pid": ("proc_pid", "int"),
     "proc.name": ("proc_name", "str"),
-    # the event's own `fd` parameter, or the result of an fd-creating call (see _with_fd);
-    # libsinsp's other per-parser choices (dup's oldfd, pipe's first fd, fcntl F_DUPFD of an
-    # fd it does not know) come from its fd table and are not replicated
+    # libsinsp's: the thread's last fd, from the fd table replayed over a scap capture (see
+    # with_fd_state); on sysdig's text/JSON output, the event's own `fd` parameter or the
+    # result of an fd-creating call (see _with_fd)
     "fd.num": ("fd_num", "int"),
     # SUCCESS, or the errno name of a negative result (see _with_res)
     "evt.res": ("evt_res", "str"),
@@ -38,6 +38,7 @@ FIELDS = {
     "fd.name": ("fd_name", "str"),
 }
 _FDNAME = re.compile(r"\bfd\.name\b")
+_FDNUM = re.compile(r"\bfd\.num\b")
 # libsinsp's names of signals 1-31 (the Linux numbering of arm64 and x86_64); others: the number
 _SIGNALS = dict(enumerate(
     ["SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE",
@@ -317,17 +318,19 @@ def _fd_args(df: pd.DataFrame, text: str) -> list[str]:
 
 
 def with_fd_state(df: pd.DataFrame, text: str | None, walker=None) -> pd.DataFrame:
-    """`df` plus what the filter `text` needs from libsinsp's fd table: `fd_name` and, per fd
-    argument it names, `fdarg.NAME` (sysdig's resolved `<f>/etc/passwd`), computed in one pass
+    """`df` plus what the filter `text` needs from libsinsp's fd table: `fd_name`, `fd_num`
+    and, per fd argument it names, `fdarg.NAME` (sysdig's resolved `<f>/etc/passwd`), in one pass
     over `df`, which must be the whole capture (or, with `walker`, its next batch). Nothing is
     added (and nothing computed) when the filter names neither."""
     if not text or not isinstance(text, str):
         return df
     name = bool(_FDNAME.search(text)) and "fd_name" not in df.columns
     args = _fd_args(df, text) if "evt.arg." in text else []
-    if not name and not args:
+    scap = df.attrs.get("args_encoding", "scap") == "scap"
+    num = scap and bool(_FDNUM.search(text)) and "fd_num" not in df.columns
+    if not name and not args and not num:
         return df
-    if df.attrs.get("args_encoding", "scap") != "scap":
+    if not scap:
         what = "fd.name" if name else f"evt.arg.{args[0]}"
         raise KitError(f"filter: {what} needs the fd table of a scap capture; sysdig's "
                        f"text/JSON output does not hold one (filter the .scap, or match the "
@@ -335,8 +338,8 @@ def with_fd_state(df: pd.DataFrame, text: str | None, walker=None) -> pd.DataFra
     from .fdwalk import columns
 
     out = df.copy()
-    for col, vals in columns(df, name, args, walker).items():
-        out[col] = pd.array(vals, dtype="string")
+    for col, vals in columns(df, name, args, walker, fd_num=num).items():
+        out[col] = pd.array(vals, dtype="Int64" if col == "fd_num" else "string")
     return out
 
 

@@ -205,6 +205,8 @@ def lines(df: pd.DataFrame, fmt: str | None = None, only=None) -> Iterator[str]:
                 v = times[i]
             elif f == "fd.name":
                 v = r.walk.fd_name(pid, fd, ev)
+            elif f == "fd.num":
+                v = r.walk.fd_num(pid, ev)
             else:
                 v = getattr(row, FIELDS[f][0], None)
                 v = None if v is None or v is pd.NA else v
