@@ -21,7 +21,8 @@ OLD_ERA = DATA / "arm64" / "old-era-zsh-s4096.scap"
 NEW_ERA = DATA / "arm64" / "new-era-zsh-name.scap"
 PUB = DATA / "public"
 ALL = [(OLD_ERA, "old"), (NEW_ERA, "new")] + [
-    (p, "old") for p in sorted(PUB.glob("*.scap")) if p.name != "libs__curl_google_comments.scap"]
+    (p, "old") for p in sorted(PUB.glob("*.scap")) if p.name != "libs__curl_google_comments.scap"
+] + [(DATA / f"stock-0.23.2-zsh-{s}.scap", "new") for s in ("s4096", "s80")]
 # events whose fd.name differs from sysdig's, per capture (all others: none): 502Error's
 # haproxy UDP syslog socket, which libsinsp garbles (a server entry read back through a C
 # union as a tuple, its source address taken from the capture's interface list; test_show.py)

@@ -26,11 +26,13 @@ CAT = DATA / "public" / "falco__trace_files_cat_write.scap"
 # capture's network interface list (192.168.128.156), which we do not read.
 FLOORS = {p.name: 1.0 for p in (DATA / "public").glob("*.scap")}
 FLOORS |= {"old-era-zsh-s4096.scap": 1.0, "new-era-zsh-name.scap": 1.0,
+           "stock-0.23.2-zsh-s4096.scap": 1.0, "stock-0.23.2-zsh-s80.scap": 1.0,
            "sysdig-inspect__502Error.scap": 9442 / 9478}
 # every capture Debian's sysdig 0.29.3 reads (it refuses libs__curl_google_comments.scap)
 ALL = [(OLD_ERA, "old"), (NEW_ERA, "new")] + [
     (p, "old") for p in sorted((DATA / "public").glob("*.scap"))
-    if p.name != "libs__curl_google_comments.scap"]
+    if p.name != "libs__curl_google_comments.scap"] + [
+    (DATA / f"stock-0.23.2-zsh-{s}.scap", "new") for s in ("s4096", "s80")]  # exit-only era too
 CASES = [(OLD_ERA, "old", 0), (NEW_ERA, "new", 0), (CAT, "old", 0)]
 
 pytestmark = pytest.mark.oracle
