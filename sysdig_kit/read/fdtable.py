@@ -202,6 +202,16 @@ class State:
         t = self.threads.get(tid)
         return t.comm if t else None
 
+    def _cloexec(self, ev) -> int:
+        """O_CLOEXEC when an fd-creating exit's flags ask for it (exit-only era: libsinsp drops
+        those fds at execve)."""
+        if not self.new:
+            return 0
+        flags = _or(ev.int("flags"), 0)
+        if ev.etype == "epoll_create1":
+            return O_CLOEXEC if flags & 1 else 0  # PPM_EPOLL_CLOEXEC
+        return flags & O_CLOEXEC
+
     def _add(self, table, fd: int, f: Fd) -> Fd:
         """A new entry; libsinsp's add_fd also makes it the thread's last fd (fd.num)."""
         table[fd] = f
@@ -280,20 +290,25 @@ class State:
             if not ok:
                 return None
             kind = UNIX if t == "socketpair" else FIFO
+            flags = self._cloexec(ev) if t == "pipe2" else 0
             for n in ("fd1", "fd2"):  # each its own entry, as libsinsp copies them in
                 fd = ev.int(n)
                 if fd is not None and fd >= 0:
-                    self._add(table, fd, Fd(kind))
+                    self._add(table, fd, Fd(kind, flags=flags))
             return table.get(_or(ev.int("fd1"), -1))
         kind = _SIMPLE_NEW.get(t) if self.new else _SIMPLE_OLD.get(t)
         if kind is not None:
             if not ok:
                 return None
-            self._add(table, res, Fd(kind))
-            return table[res]
+            return self._add(table, res, Fd(kind, flags=self._cloexec(ev)))
         if t in ("dup", "dup2", "dup3") or (t == "fcntl" and _dupfd(ev, enter)):
             if ok and f is not None:
-                f = self._add(table, res, f.copy())
+                f = f.copy()
+                if self.new:  # the new fd's close-on-exec: dup3's O_CLOEXEC, F_DUPFD_CLOEXEC
+                    cmd = ev.int("cmd") if t == "fcntl" else None
+                    f.flags = (f.flags & ~O_CLOEXEC) | (
+                        O_CLOEXEC if cmd == F_DUPFD[1] else self._cloexec(ev))
+                f = self._add(table, res, f)
             return f
         if t == "close":
             if ok and f is not None:
@@ -460,6 +475,7 @@ class State:
         else:
             return None
         f.name, f.role = socktuple_str(raw), "s"
+        f.flags = self._cloexec(ev) if ev.etype == "accept4" else 0
         self._add(table, fd, f)
         return f
 
