@@ -68,12 +68,21 @@ def reader_for(path, fmt: str | None = None):
 
 
 def _select(df, filter, since, until, evt_num, walker=None):
+    # (filter and window are imported only when asked for: most reads use neither)
+    windowed = since is not None or until is not None or evt_num is not None
+    if not filter:
+        if windowed:
+            from .window import window
+
+            df = window(df, since, until, evt_num)
+        return df
     from .filter import apply_filter, drop_fd_state, with_fd_state
-    from .window import window
 
     full = df
     df = with_fd_state(df, filter, walker)  # fd state needs every event, before any window
-    if since is not None or until is not None or evt_num is not None:
+    if windowed:
+        from .window import window
+
         df = window(df, since, until, evt_num)
     return drop_fd_state(apply_filter(df, filter), full)
 

@@ -172,102 +172,6 @@ def _printable(s: str) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
-def _chunks(arr) -> list:
-    return arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
-
-
-def concat_frames(frames: list[pd.DataFrame], give_back: bool = False) -> pd.DataFrame:
-    """One frame from frames of one capture (in order), joined column by column: each
-    column's parts are dropped from `frames` as soon as it is joined, so the peak is the
-    parts plus one column, not twice the frame. Categories of evt_type: those present, sorted
-    (the same however the capture was cut). attrs: the last frame's. `give_back`: return the
-    parts' memory to the system column by column (for a whole capture's frame)."""
-    if len(frames) == 1:
-        return frames[0]
-    cols = {}
-    pending = 0  # bytes of parts dropped since memory was last given back
-    for col in COLUMNS:
-        arrs = [f[col].array for f in frames]
-        pending += sum(a.nbytes for a in arrs)
-        if col == "evt_type":
-            from pandas.api.types import union_categoricals
-
-            out = union_categoricals([pd.Categorical(a) for a in arrs])
-            cols[col] = out.reorder_categories(sorted(out.categories))
-        elif col == "evt_dir":
-            codes = np.concatenate([pd.Categorical(a, dtype=DTYPES[col]).codes for a in arrs])
-            cols[col] = pd.Categorical.from_codes(codes, dtype=DTYPES[col])
-        elif col == "evt_args":
-            # pa.array() takes the Arrow data through the public __arrow_array__ protocol (no copy)
-            chunks = [c for a in arrs for c in _chunks(pa.array(a))]
-            if len({c.type for c in chunks}) > 1:  # a part too large for 32-bit offsets
-                chunks = [c.cast(pa.large_list(ARG_TYPE)) for c in chunks]
-            cols[col] = pd.arrays.ArrowExtensionArray(pa.chunked_array(chunks))
-        elif isinstance(DTYPES[col], str) and DTYPES[col][0].islower():  # numpy dtypes
-            cols[col] = np.concatenate([np.asarray(a) for a in arrs])
-        else:
-            cols[col] = type(arrs[0])._concat_same_type(arrs)
-        del arrs
-        for f in frames:
-            del f[col]
-        # giving back costs a walk over the heap: once per TRIM_STEP freed, and at the end
-        if give_back and (pending >= TRIM_STEP or col == COLUMNS[-1]):
-            _trim()
-            pending = 0
-    df = pd.DataFrame(cols, copy=False)
-    df.attrs = dict(frames[-1].attrs)
-    return df
-
-
-TRIM_STEP = 64 << 20
-
-
-def _trim() -> None:
-    """Give the parts' freed memory back to the system now (glibc keeps small freed blocks
-    in its heap, so joining column by column would still grow the process by a frame)."""
-    global _libc
-    if _libc is None:
-        try:
-            import ctypes
-
-            _libc = ctypes.CDLL("libc.so.6")
-            _libc.malloc_trim.argtypes = [ctypes.c_size_t]
-        except (OSError, AttributeError):
-            _libc = False
-    if _libc:
-        _libc.malloc_trim(0)
-
-
-_libc = None
-
-
-def rebatch(frames, size: int):
-    """Frames of `size` rows (the last one fewer) from frames of any sizes; the last one
-    keeps the last input's attrs (a reader puts the capture's warnings there)."""
-    parts, have, ready, last = [], 0, None, None
-    for df in frames:
-        last, start = df, 0
-        while start < len(df):
-            k = min(size - have, len(df) - start)
-            parts.append(df.iloc[start: start + k] if k < len(df) else df)
-            have, start = have + k, start + k
-            if have == size:
-                if ready is not None:
-                    yield ready
-                ready, parts, have = concat_frames(parts), [], 0
-        del df
-    if parts:
-        if ready is not None:
-            yield ready
-        ready = concat_frames(parts)
-    if ready is None:
-        ready = last
-    if ready is not None:
-        if last is not None:
-            ready.attrs = dict(last.attrs)
-        yield ready
-
-
 def empty_frame(**attrs) -> pd.DataFrame:
     """A frame with no rows but the full schema (what a capture without events reads as)."""
     return make_frame(
@@ -278,11 +182,16 @@ def empty_frame(**attrs) -> pd.DataFrame:
 
 def set_attrs(df: pd.DataFrame, **attrs) -> pd.DataFrame:
     """Fill df.attrs with every documented key (defaults for the ones not given)."""
-    for k, v in ATTRS_DEFAULTS.items():
-        df.attrs[k] = list(v) if isinstance(v, list) else v
-    for k, v in attrs.items():
-        df.attrs[k] = str(v) if k == "source" and v is not None else v
+    df.attrs.update(make_attrs(**attrs))
     return df
+
+
+def make_attrs(**attrs) -> dict:
+    """Every documented attrs key: the ones given, defaults for the others."""
+    out = {k: list(v) if isinstance(v, list) else v for k, v in ATTRS_DEFAULTS.items()}
+    for k, v in attrs.items():
+        out[k] = str(v) if k == "source" and v is not None else v
+    return out
 
 
 def check_frame(df: pd.DataFrame) -> None:

@@ -25,7 +25,8 @@ import pyarrow.compute
 from .. import versions
 from . import eventtable
 from .eventtable import EC_SYSCALL, GENERIC_E, GENERIC_X
-from .frame import ARGS_TYPE, concat_frames, empty_frame, rebatch, set_attrs
+from .frame import ARGS_TYPE, empty_frame, make_attrs
+from .parts import Part, batches, to_frame
 from .scap_blocks import EV_V2, EVF_V1, EVF_V2, Chunk, Meta, Source, gather, read_shb, walk
 from .scap_events import Events, decode
 from .scap_threads import ThreadTable
@@ -43,7 +44,10 @@ class ScapReader:
     @classmethod
     def read(cls, path, event_table: str | None = None, **kw) -> pd.DataFrame:
         """The whole capture as one frame. `event_table` forces a table (else chosen per file)."""
-        return concat_frames(list(_frames(Path(path), None, event_table)), give_back=True)
+        parts = list(_parts(Path(path), None, event_table))
+        if isinstance(parts[-1], pd.DataFrame):  # no events: the empty frame
+            return parts[-1]
+        return to_frame(parts, give_back=True)
 
     @classmethod
     def iter_batches(cls, path, batch_size: int = 1_000_000, event_table: str | None = None,
@@ -51,14 +55,15 @@ class ScapReader:
         """Frames of `batch_size` events, the last one fewer (`evt_num` continues across
         them); chunks of the file are joined or cut to that size."""
         size = max(int(batch_size), 1)
-        yield from rebatch(_frames(Path(path), size, event_table), size)
+        yield from batches(_parts(Path(path), size, event_table), size)
 
 
 CHUNK = 4 << 20  # bytes of capture decoded at a time: bounds the temporaries, not the frame
 
 
-def _frames(path: Path, batch_size: int | None, table_name: str | None):
-    """Frames of the capture, chunk by chunk; the capture's warnings go on the last one."""
+def _parts(path: Path, batch_size: int | None, table_name: str | None):
+    """Parts of the capture, chunk by chunk (runs of up to `batch_size` events); the
+    capture's warnings go on the last one. A capture without events: the empty frame."""
     src = Source(path)
     prev = None
     meta = Meta()
@@ -71,26 +76,24 @@ def _frames(path: Path, batch_size: int | None, table_name: str | None):
             chunk = Chunk(buf, base, path)
             # the chunk's blocks are walked before any batch is decoded, so that the event
             # table is chosen from the whole chunk (as read() does), not from the first batch
-            batches = list(walk(chunk, pos, meta, batch_size))
-            for offs, btypes in batches:
+            runs = list(walk(chunk, pos, meta, batch_size))
+            for offs, btypes in runs:
                 if not len(offs):
                     continue
                 if table is None:
                     table = eventtable.load(table_name or _choose_table(
-                        chunk.u8, *map(np.concatenate, zip(*batches, strict=True))))
+                        chunk.u8, *map(np.concatenate, zip(*runs, strict=True))))
                     threads = ThreadTable(meta.threads)
                     arch = _arch(buf, meta)
                 ev = decode(chunk.u8, offs, btypes, table, path, first_run=num == 0, base=base)
-                df = _frame(chunk.u8, ev, table, threads, num)
+                part = _part(chunk.u8, ev, table, threads, num)
                 num += ev.total
-                set_attrs(df, source=str(path), format="scap", args_encoding="scap",
-                          scap_version=meta.scap_version, event_table=table.name, arch=arch)
-                df.attrs["hostname"] = meta.hostname
-                if len(df) == 0 and prev is not None:  # only hidden events in this batch
+                part.attrs = _attrs(path, meta, table, arch)
+                if len(part) == 0 and prev is not None:  # only hidden events in this batch
                     continue
                 if prev is not None and len(prev):
                     yield prev
-                prev = df
+                prev = part
             more = src.read(max(CHUNK, chunk.need - (len(buf) - chunk.rest)))
             if not more:
                 if len(buf) > chunk.rest:
@@ -107,13 +110,18 @@ def _frames(path: Path, batch_size: int | None, table_name: str | None):
         table = eventtable.load(table_name or versions.tables()[0])
         prev = empty_frame()
         arch = _arch(b"", meta)
-    set_attrs(prev, source=str(path), format="scap", args_encoding="scap",
-              scap_version=meta.scap_version, event_table=table.name, arch=arch,
-              warnings=list(src.warnings))
-    prev.attrs["hostname"] = meta.hostname
+        prev.attrs.update(_attrs(path, meta, table, arch, src.warnings))
+    else:
+        prev.attrs = _attrs(path, meta, table, arch, src.warnings)
     for w in src.warnings:
         warnings.warn(f"{path}: {w}", stacklevel=4)
     yield prev
+
+
+def _attrs(path, meta: Meta, table, arch, warns=()) -> dict:
+    return make_attrs(source=str(path), format="scap", args_encoding="scap",
+                      scap_version=meta.scap_version, event_table=table.name, arch=arch,
+                      warnings=list(warns), hostname=meta.hostname)
 
 
 def _choose_table(u8: np.ndarray, offs: np.ndarray, btypes: np.ndarray) -> str:
@@ -125,19 +133,24 @@ def _choose_table(u8: np.ndarray, offs: np.ndarray, btypes: np.ndarray) -> str:
     whose counts match most events exactly wins, the earlier registered on a tie (a stock
     capture matches its stock table, not the patched one that appends to it). When none fits
     (a driver newer than any registered), the one that fits the most events; the rest read as
-    arg<i>."""
-    cands = [eventtable.load(n) for n in versions.tables()]
+    arg<i>.
+
+    Tables are loaded one by one, and the search stops at the first table that fits every
+    event with every count exact: no later table can score higher (ties go to the earlier),
+    so a stock capture loads only the tables up to its own."""
+    names = versions.tables()
     sample = slice(0, 200_000)
     offs, btypes = offs[sample], btypes[sample]
     if not len(offs):
-        return cands[0].name
+        return names[0]
     hdr = offs + 10 + np.where(np.isin(btypes, list(EVF_V1 | EVF_V2)), 4, 0)
     etype = gather(u8, hdr + 20, np.uint16).astype(np.int64)
     v2 = np.isin(btypes, list(EV_V2 | EVF_V2))
     t2 = etype[v2]
     n2 = gather(u8, hdr[v2] + 22, np.uint32).astype(np.int64)
-    best, best_score = cands[0], None
-    for i, t in enumerate(cands):
+    best, best_score = names[0], None
+    for i, name in enumerate(names):
+        t = eventtable.load(name)
         known = etype < t.size
         code = np.where(known, etype, 0)
         enters = known & (etype % 2 == 0) & (t.category[code] & EC_SYSCALL != 0)
@@ -148,32 +161,28 @@ def _choose_table(u8: np.ndarray, offs: np.ndarray, btypes: np.ndarray) -> str:
         fits = k2 & (n2 <= have)
         score = (bool(fits.all()), int(fits.sum()), int((k2 & (n2 == have)).sum()), -i)
         if best_score is None or score > best_score:
-            best, best_score = t, score
-    return best.name
+            best, best_score = name, score
+        if score[:3] == (True, len(t2), len(t2)):  # perfect: nothing later can beat it
+            break
+    return best
 
 
-def _frame(u8, ev: Events, table, threads: ThreadTable, num_start: int) -> pd.DataFrame:
+def _part(u8, ev: Events, table, threads: ThreadTable, num_start: int) -> Part:
     rows = np.arange(len(ev.off))
     etype, nparams, first = ev.type, ev.nparams, ev.pcount_off[:-1]
-    pid, pname = threads.assign(u8, ev, table, rows)
-
-    cols = {
-        "evt_num": (num_start + 1 + ev.num).astype(np.int64),
-        "evt_rawtime": ev.ts.view(np.int64),
-        "evt_cpu": ev.cpu.astype(np.int16),
-        "thread_tid": ev.tid.view(np.int64),
-        "proc_pid": pd.array(pid.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)),
-        "proc_name": pd.array(pname, dtype="string"),
-        "evt_dir": pd.Categorical.from_codes((etype % 2).astype(np.int8), categories=[">", "<"]),
-        "evt_type": _types(u8, ev, table, rows, etype, nparams, first),
-        "evt_rawres": _rawres(u8, ev, table, rows, etype, nparams, first),
-        "evt_args": pd.arrays.ArrowExtensionArray(_args(u8, ev, table)),
-    }
-    return pd.DataFrame(cols, copy=False)  # a block per column: read() joins them one by one
+    pid, pid_na, name, names = threads.assign(u8, ev, table, rows)
+    tcodes, tvocab = _types(u8, ev, table, rows, etype, nparams, first)
+    res, res_na = _rawres(u8, ev, table, rows, etype, nparams, first)
+    return Part(num=(num_start + 1 + ev.num).astype(np.int64), ts=ev.ts.view(np.int64),
+                cpu=ev.cpu.astype(np.int16), tid=ev.tid.view(np.int64), pid=pid,
+                pid_na=pid_na, name=name, name_vocab=names, dir=(etype % 2).astype(np.int8),
+                type=tcodes, type_vocab=tvocab, res=res, res_na=res_na,
+                args=_args(u8, ev, table))
 
 
-def _types(u8, ev, table, rows, etype, nparams, first) -> pd.Categorical:
-    """Event names; generic `syscall` events take the name of the syscall they carry."""
+def _types(u8, ev, table, rows, etype, nparams, first) -> tuple[np.ndarray, list]:
+    """Event names (codes into a list of names); generic `syscall` events take the name of
+    the syscall they carry."""
     vocab = list(dict.fromkeys(table.names.tolist()))
     code_of = {n: i for i, n in enumerate(vocab)}
     by_type = np.array([code_of[n] for n in table.names], dtype=np.int64)
@@ -188,17 +197,10 @@ def _types(u8, ev, table, rows, etype, nparams, first) -> pd.Categorical:
                 code_of[nm] = len(vocab)
                 vocab.append(nm)
             codes[gen[inv == k]] = code_of[nm]
-    # categories: the names present, sorted (the same however the capture was chunked)
-    used = np.flatnonzero(np.bincount(codes, minlength=len(vocab)))  # (no sort: codes are small)
-    names = np.array([vocab[u] for u in used], dtype=object)
-    order = np.argsort(names, kind="stable")
-    recode = np.zeros(len(vocab), dtype=np.int32)
-    recode[used[order]] = np.arange(len(used), dtype=np.int32)
-    cats = pd.Index(names[order].tolist(), dtype="str")
-    return pd.Categorical.from_codes(recode[codes], dtype=pd.CategoricalDtype(cats))
+    return codes, vocab
 
 
-def _rawres(u8, ev, table, rows, etype, nparams, first) -> pd.arrays.IntegerArray:
+def _rawres(u8, ev, table, rows, etype, nparams, first) -> tuple[np.ndarray, np.ndarray]:
     """evt.rawres as the libsinsp of the capture's era computes it.
 
     enter/exit era (sysdig 0.29): the parameter named `res`, or `fd` on exits of events that
@@ -232,7 +234,7 @@ def _rawres(u8, ev, table, rows, etype, nparams, first) -> pd.arrays.IntegerArra
             val[idx[s]] = gather(u8, pos[s], dt)
     if table.era != "exit-only":  # 0.29 prints nothing for a result of another width
         ok[idx[~np.isin(ln, (1, 2, 4, 8))]] = False
-    return pd.arrays.IntegerArray(val, ~ok)
+    return val, ~ok
 
 
 def _args(u8, ev: Events, table) -> pa.ListArray:
@@ -302,12 +304,13 @@ def _param_names(table, width: int):
     table knows (a newer or patched driver appended parameters) are named arg<i>."""
     width = max(width, int(table.nparams.max()))
     vocab: dict[str, int] = {}
+    extra = np.array([vocab.setdefault(f"arg{i}", len(vocab)) for i in range(width)],
+                     dtype=np.int32)
     m = np.empty((table.size, width), dtype=np.int32)
     for code in range(table.size):
-        ps = table.params(code)
-        for i in range(width):
-            nm = ps[i]["name"] if i < len(ps) else f"arg{i}"
-            m[code, i] = vocab.setdefault(nm, len(vocab))
+        ids = [vocab.setdefault(p["name"], len(vocab)) for p in table.params(code)]
+        m[code, :len(ids)] = ids
+        m[code, len(ids):] = extra[len(ids):]
     return list(vocab), m
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from .eventtable import EventTable
 from .scap_blocks import gather
@@ -25,8 +24,8 @@ class ThreadTable:
         self.threads = dict(threads)  # tid -> (pid, comm) or None (exited)
 
     def assign(self, u8: np.ndarray, ev: Events, table: EventTable, rows: np.ndarray):
-        """(proc_pid pyarrow int64 array, proc_name pyarrow string array) for events `rows`,
-        and advance the table over all of `ev`."""
+        """(proc_pid, its NA mask, proc_name as codes into a list of names (-1: NA), that
+        list) for events `rows`, and advance the table over all of `ev`."""
         changes = self._changes(u8, ev, table)
         tid = ev.tid[rows].view(np.int64)
         n = len(rows)
@@ -83,11 +82,7 @@ class ThreadTable:
         blind = table.skip_reset[ev.type[rows]]
         known &= ~blind
         name[blind] = -1
-        pid_arr = pa.array(pid, mask=~known, type=pa.int64())
-        names = pa.array(list(vocab), type=pa.string())
-        idx = pa.array(name, mask=name < 0, type=pa.int32())
-        name_arr = pa.DictionaryArray.from_arrays(idx, names).cast(pa.string())
-        return pid_arr, name_arr
+        return pid, ~known, name.astype(np.int32), list(vocab)
 
     def _changes(self, u8, ev: Events, table: EventTable) -> list:
         """(event index, tid, new state) for every event that changes the table, in order."""
