@@ -166,6 +166,32 @@ def test_batches_concatenate_to_the_whole_read(frames, tmp_path):
         assert joined.evt_args.tolist() == whole.evt_args.tolist()
 
 
+def test_batches_have_the_size_asked_across_chunks(monkeypatch):
+    """iter_batches(batch_size=N): N rows in every batch but the last, whatever the chunks
+    (the file decoded 64 KiB at a time here), each indexed from 0 with the evt_type categories
+    it holds, as read() gives them; joined, they are read()'s frame, and read() in small
+    chunks is read() in one."""
+    from sysdig_kit.read import scap
+
+    psp = DATA / "public" / "falco__trace_files_psp_run_as_user_0_container.scap"
+    for path, n in ((BIG, 1000), (BIG, 3333), (BIG, 10**6), (psp, 997)):
+        monkeypatch.setattr(scap, "CHUNK", 4 << 20)
+        whole = read(path)
+        monkeypatch.setattr(scap, "CHUNK", 64 << 10)
+        small = read(path)
+        pd.testing.assert_frame_equal(small, whole)  # (attrs differ: arch is read from the 1st chunk)
+        parts = list(iter_batches(path, batch_size=n))
+        assert [len(p) for p in parts[:-1]] == [n] * (len(parts) - 1)
+        assert 0 < len(parts[-1]) <= n and (n > len(whole) or len(parts) > 2)
+        for p in parts:  # (the last batch of a chunk's frame cut kept its offset and categories)
+            assert p.index.equals(pd.RangeIndex(len(p)))
+            assert list(p.evt_type.cat.categories) == sorted(set(p.evt_type.astype(str)))
+        joined = pd.concat(parts, ignore_index=True)
+        pd.testing.assert_frame_equal(joined.astype({"evt_type": str}),
+                                      whole.astype({"evt_type": str}))
+        assert parts[-1].attrs == small.attrs
+
+
 def test_generic_events_and_decode_args(frames):
     df = frames(OLD_ERA)
     pe = df[df.evt_type == "procexit"]
