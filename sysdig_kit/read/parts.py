@@ -6,10 +6,12 @@ events cost more than decoding the headers)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cache
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute
 
 from .frame import ARG_TYPE, DTYPES
 
@@ -55,9 +57,13 @@ def to_frame(parts: list[Part], give_back: bool = False) -> pd.DataFrame:
         cols[col] = build(parts)
         for p in parts:
             for k in keys:
-                pending += getattr(p, k).nbytes
+                if k != "args":  # (the frame keeps the parameters' Arrow data as they are)
+                    pending += getattr(p, k).nbytes
                 setattr(p, k, None)
-        if give_back and (pending >= TRIM_STEP or col == _COLUMNS[-1][0]):
+        # A joined column is one new block, while its parts free many small ones that glibc
+        # keeps: given back once per TRIM_STEP freed (each time walks the heap: ~2 ms at 1M
+        # events), the peak stays near the parts plus one column.
+        if give_back and pending >= TRIM_STEP:
             _trim()
             pending = 0
     df = pd.DataFrame(cols, copy=False)  # a block per column
@@ -109,8 +115,18 @@ def _names(parts):
     if getattr(dt, "storage", None) == "python":  # pandas 2's default: Python str objects
         objs = np.array([*vocab, pd.NA], dtype=object)
         return pd.array(objs[codes], dtype=dt)
-    idx = pa.array(codes, mask=codes < 0, type=pa.int32())
-    return pd.array(pa.DictionaryArray.from_arrays(idx, names).cast(pa.string()), dtype=dt)
+    idx = pa.array(codes, mask=codes < 0, type=pa.int32(), memory_pool=pa.system_memory_pool())
+    # straight to the Arrow type pandas keeps (large_string in pandas 3): no second copy
+    text = pa.compute.cast(pa.DictionaryArray.from_arrays(idx, names), _string_type(),
+                           memory_pool=pa.system_memory_pool())  # (see scap.POOL)
+    return pd.array(text, dtype=dt)
+
+
+@cache
+def _string_type() -> pa.DataType:
+    """The Arrow type of the text pandas' string dtype holds (ArrowStringArray's)."""
+    probe = pd.array(pa.array([""], type=pa.string()), dtype=DTYPES["proc_name"])
+    return pa.array(probe).type
 
 
 def _args(parts) -> pd.arrays.ArrowExtensionArray:
@@ -166,7 +182,7 @@ def batches(parts, size: int):
         yield df
 
 
-TRIM_STEP = 64 << 20
+TRIM_STEP = 8 << 20
 
 
 def _trim() -> None:
