@@ -69,7 +69,13 @@ class Registry:
 
 def registry_path() -> Path:
     env = os.environ.get("SYSDIG_KIT_VERSIONS")
-    return Path(env) if env else package_data("data", "versions.yaml")
+    return Path(env) if env else _packaged()
+
+
+@cache
+def _packaged() -> Path:
+    # (asked for every event table a reader loads: importlib.resources once, not each time)
+    return package_data("data", "versions.yaml")
 
 
 def registry() -> Registry:

@@ -16,13 +16,20 @@ from .args import decode_args  # noqa: F401  (the frame's raw parameters as Pyth
 FORMATS = ("scap", "text", "json")
 
 
-def _readers():
-    # Imported lazily so that reading one format never pays for the others.
-    from .jsonl import JsonReader
-    from .scap import ScapReader
+def _reader(name: str):
+    # Imported lazily, one format at a time, so that reading one format never pays for the
+    # others (nor a scap capture for the text reader's import).
+    if name == "scap":
+        from .scap import ScapReader
+
+        return ScapReader
+    if name == "json":
+        from .jsonl import JsonReader
+
+        return JsonReader
     from .text import TextReader
 
-    return {"scap": ScapReader, "json": JsonReader, "text": TextReader}
+    return TextReader
 
 
 def _head(path: Path, n: int = 4096) -> bytes:
@@ -47,20 +54,19 @@ def reader_for(path, fmt: str | None = None):
     path = Path(path)
     if not path.is_file():
         raise KitError(f"{path}: no such file")
-    readers = _readers()
-    if fmt is not None and fmt not in readers:
+    if fmt is not None and fmt not in FORMATS:
         raise KitError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     head = _head(path)
     if not head:
         raise KitError(f"{path}: empty file, not a capture")
-    found = next((n for n in ("scap", "json", "text") if readers[n].sniff(head)), None)
+    found = next((n for n in ("scap", "json", "text") if _reader(n).sniff(head)), None)
     if fmt is not None:
         if found is not None and found != fmt:  # say so, rather than parse it as fmt
             raise KitError(f"{path}: format {fmt} given, but the file is a {found} capture "
                            "(leave the format out: it is detected)")
-        return readers[fmt]
+        return _reader(fmt)
     if found is not None:
-        return readers[found]
+        return _reader(found)
     hint = " (it holds terminal colour codes: print it again without colour)" \
         if b"\x1b[" in head else ""
     raise KitError(f"{path}: not a sysdig capture (scap, sysdig text or JSON) at byte offset 0"

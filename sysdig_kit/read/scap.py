@@ -98,14 +98,16 @@ def _parts(path: Path, batch_size: int | None, table_name: str | None):
                 if prev is not None and len(prev):
                     yield prev
                 prev = part
-            more = src.read(max(CHUNK, chunk.need - (len(buf) - chunk.rest)))
-            if not more:
+            tail = memoryview(buf)[chunk.rest:]
+            nxt = src.read_after(tail, max(CHUNK, chunk.need - len(tail)))
+            if nxt is None:  # the end of the stream
                 if len(buf) > chunk.rest:
                     src.warnings.append(f"truncated capture: {len(buf) - chunk.rest} bytes left "
                                         f"over after the last complete block (from byte offset "
                                         f"{base + chunk.rest})")
                 break
-            buf = buf[chunk.rest:] + more
+            del tail
+            buf = nxt
             base += chunk.rest
             pos = 0
     finally:

@@ -81,6 +81,25 @@ class Source:
         self.pending = data[n:]
         return data[:n]
 
+    def read_after(self, tail, n: int):
+        """`tail` followed by up to n more bytes (fewer only at the end of the stream), in
+        one new buffer: the file is read straight into it, not read and then joined. None
+        at the end of the stream."""
+        if self.gz:
+            more = self.read(n)
+            return bytes(tail) + more if more else None
+        n = max(0, min(n, self.size - self.f.tell()))
+        if not n:
+            return None
+        out = bytearray(len(tail) + n)
+        out[: len(tail)] = tail
+        got = self.f.readinto(memoryview(out)[len(tail):])
+        if not got:
+            return None
+        if got < n:
+            del out[len(tail) + got:]
+        return out
+
     def close(self) -> None:
         self.f.close()
 
