@@ -5,11 +5,12 @@ lists) and updated by the events the way libsinsp's parser does (falcosecurity/l
 userspace/libsinsp/parsers.cpp, read for the semantics): opens, sockets (socket, bind,
 connect, accept, the tuples of sendto/recvfrom), pipes, socketpairs, eventfd/signalfd/
 timerfd/inotify, dup/fcntl F_DUPFD, close, fork/clone (a new process copies its parent's
-table; threads share it) and, in the exit-only era, execve dropping O_CLOEXEC fds.
+table; threads share it) and, in the exit-only era, execve dropping close-on-exec fds.
 
-`State.step(event)` is called once per event in capture order; `fd_of(event)` is the fd entry
-the event refers to after its own update (what libsinsp's `fd.name` and `%evt.info` see).
-Used only by `show` and the `fd.name` filter field: `read()` never pays for it.
+`State.step(event)` is called once per event in capture order and returns the fd entry the
+event refers to after its own update (what libsinsp's `fd.name` and `%evt.info` see); the
+thread's `last_fd` is libsinsp's `fd.num`. Driven by read/fdwalk.py, only for `show` and
+filters naming fd.name / fd.num / an fd argument: `read()` never pays for it.
 """
 
 from __future__ import annotations
