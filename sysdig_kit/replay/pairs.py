@@ -110,7 +110,9 @@ class Events:
 
 def _arrow(s: pd.Series, typ) -> pa.Array:
     """A column as one Arrow array (no copy when it is one already)."""
-    if isinstance(s.dtype, pd.ArrowDtype):  # Arrow-backed: the public protocol, no copy
+    if isinstance(s.dtype, (pd.ArrowDtype, pd.StringDtype)):
+        # Arrow-backed (ArrowDtype, pandas' pyarrow strings): the public __arrow_array__
+        # protocol, no copy; pandas' Python strings convert in C, not through a list
         arr = pa.array(s.array)
     else:
         arr = pa.array(s.astype(object).where(s.notna(), None).tolist(), type=typ)
