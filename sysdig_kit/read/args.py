@@ -32,14 +32,27 @@ def param_types(evt_type: str, evt_dir: str, table: str | None = None) -> dict[s
     df.attrs["event_table"]) if given, then the newest registered stock table that knows it (older tables fill
     in names the newer ones dropped); generic syscalls use the `syscall` event."""
     out: dict[str, str] = {}
-    tables = [t for t in (table, *reversed([x.event_table for x in versions.pairs()])) if t]
     for event in (evt_type, "syscall"):
-        for tname in dict.fromkeys(tables):
-            table = eventtable.load(tname)
-            for code in reversed(table.code.get((event, evt_dir), [])):  # newest version first
-                for p in table.params(code):
+        for t in _chain(table):
+            for code in reversed(t.code.get((event, evt_dir), [])):  # newest version first
+                for p in t.params(code):
                     out.setdefault(p["name"], p["type"])
     return out
+
+
+_CHAINS: dict = {}
+
+
+def _chain(table: str | None) -> list:
+    """The tables param_types looks in, in order: loaded once per registry, not once per
+    event type (each load asks the registry and the file system)."""
+    reg = versions.registry()
+    hit = _CHAINS.get((table, id(reg)))
+    if hit is None or hit[0] is not reg:
+        names = [t for t in (table, *reversed([x.event_table for x in reg.pairs])) if t]
+        hit = (reg, [eventtable.load(n) for n in dict.fromkeys(names)])
+        _CHAINS[(table, id(reg))] = hit
+    return hit[1]
 
 
 def decode_value(ptype: str | None, raw, encoding: str = "scap"):
