@@ -141,3 +141,15 @@ def test_a_printed_number_longer_than_64_bits_is_na_not_a_crash(worker, value):
     out = [re.sub(r"\b(size|mode|res)=([0-9a-fx]+)", rf"\1={value}", line) for line in t]
     got = worker(("\n".join(out) + "\n").encode())  # sysdig ends every line with one
     assert got["outcome"] == "warning" and "no date" in got["detail"], got
+
+
+# Mutants that broke the fd-table walk (show, fd.name) and events() when those joined the
+# campaign: an integer parameter of no integer width, undecodable path bytes in a scap and in a
+# text capture. Each failed before its fix; run in-process (no limits needed for these).
+@pytest.mark.parametrize("seed,index", [("fd2", 685), ("fd2", 2398), ("fd2", 382), ("fd1", 16)])
+def test_mutants_that_broke_show_fd_name_and_events(seed, index, tmp_path):
+    m = fz.mutant(seed, index, fz.seeds())
+    path = tmp_path / "m"
+    path.write_bytes(m["data"])
+    out = fz.run_one(str(path), batch_size=997)
+    assert out["outcome"] in ("result", "warning", "kiterror"), out

@@ -8,7 +8,9 @@ a result with a warning, or a one-line KitError.
 Seeds are the captures in tests/data/fuzz/ (scap raw and gzip, sysdig text and JSON of both
 eras; tests/data/fuzz/README.md). Mutant i of seed S is made by `random.Random(f"{S}:{i}")`,
 so a failure is reproduced from its (seed, index) alone. Each mutant goes through `read()`,
-`replay.build()`, `replay.check.check()` and `iter_batches()` → `build_batches()` in a worker
+`replay.build()`, `replay.check.check()`, `iter_batches()` → `build_batches()`, show's
+default lines and (scap) an fd.name filter, which walk the fd table, and events() of every
+event type in a worker
 process that runs under a 4 GiB address-space limit (RLIMIT_AS); a mutant that takes longer
 than 10 s is a hang (the worker is killed and replaced). Anything but a result, a warning or
 a one-line KitError — another exception, a MemoryError, a hang, a dead worker — is a failure.
@@ -350,6 +352,8 @@ def run_one(path: str, batch_size: int) -> dict:
 
     from sysdig_kit.errors import KitError
     from sysdig_kit.read import iter_batches, read
+    from sysdig_kit.read.show import lines
+    from sysdig_kit.read.typed import events
     from sysdig_kit.replay import build, build_batches
     from sysdig_kit.replay.check import check
 
@@ -361,6 +365,14 @@ def run_one(path: str, batch_size: int) -> dict:
             frames = list(iter_batches(path, batch_size=batch_size))
             for _ in build_batches(iter(frames)):
                 pass
+            # show's default lines and fd.name walk the fd table over the /proc scan's blocks
+            # (a scap's only: text/JSON already are sysdig's output and refuse both)
+            if df.attrs.get("format") == "scap":
+                for _ in lines(df):
+                    pass
+                read(path, filter="fd.name contains / or evt.arg.fd exists")
+            for etype in df["evt_type"].dropna().unique():  # typed columns of every event type
+                events(df, etype)
         except KitError as exc:
             msg = str(exc)
             if not msg or "\n" in msg or len(msg) > 1000:

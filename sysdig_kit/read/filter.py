@@ -336,10 +336,13 @@ def with_fd_state(df: pd.DataFrame, text: str | None, walker=None) -> pd.DataFra
                        f"text/JSON output does not hold one (filter the .scap, or match the "
                        f"printed evt.info)")
     from .fdwalk import columns
+    from .frame import _strings
 
     out = df.copy()
     for col, vals in columns(df, name, args, walker, fd_num=num).items():
-        out[col] = pd.array(vals, dtype="Int64" if col == "fd_num" else "string")
+        # names from undecodable path bytes hold lone surrogates: _strings shows them as \xNN
+        out[col] = (pd.array(vals, dtype="Int64") if col == "fd_num"
+                    else _strings(vals, "string"))
     return out
 
 

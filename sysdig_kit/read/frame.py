@@ -160,11 +160,12 @@ def _strings(values, dtype):
         # keeps the surrogates, which Arrow then refuses later (writing a frame or a replay log)
         "".join(v for v in values if isinstance(v, str)).encode("utf-8")
     except UnicodeEncodeError:
-        values = [v if not isinstance(v, str) else _printable(v) for v in values]
+        values = [v if not isinstance(v, str) else printable(v) for v in values]
     return pd.array(values, dtype=dtype) if dtype is not object else pd.Index(values)
 
 
-def _printable(s: str) -> str:
+def printable(s: str) -> str:
+    """A str that may hold lone surrogates, with their bytes shown as \\xNN (valid UTF-8)."""
     try:
         raw = s.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:

@@ -72,6 +72,8 @@ class _Renderer:
             if isinstance(raw, (bytes, bytearray)) and not raw and ptype not in SIGNED | UNSIGNED:
                 return ("NULL" if self.new else ""), v
             return ("<NA>" if self.new else ""), v
+        if isinstance(v, bytes) and (ptype in SIGNED or ptype in UNSIGNED):
+            return _printable(v), v  # a damaged capture: a number of no integer width
         if ptype == "PT_FD":
             num, res = self.walk.fd_arg(pid, v)
             return (f"{num}({res})" if res else num), v

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from .. import versions
 from ..errors import KitError
 from .args import SIGNED, STRINGS, UNSIGNED, decode_value, param_types
+from .frame import printable
 
 BASE = ["evt_num", "evt_time", "evt_rawtime", "evt_cpu", "thread_tid", "proc_pid", "proc_name",
         "evt_dir", "evt_type", "evt_rawres", "fd_name"]  # fd_name: when the frame has it
@@ -128,8 +129,9 @@ def _strings(vals: _Vals) -> pd.array:
     empty = pc.equal(pc.binary_length(vals), 0)
     try:
         s = pc.cast(cut, pa.string())
-    except pa.ArrowInvalid:  # invalid UTF-8 somewhere: decode as decode_value does
-        s = pa.array([None if b is None else b.decode("utf-8", "surrogateescape")
+    except pa.ArrowInvalid:  # invalid UTF-8 somewhere: its bytes shown as \xNN (Arrow takes
+        # UTF-8 only; decode_value's surrogates would not be stored)
+        s = pa.array([None if b is None else b.decode("utf-8", "backslashreplace")
                       for b in cut.to_pylist()], pa.string())
     s = pc.if_else(empty, pa.scalar(None, pa.string()), s)
     return pd.arrays.ArrowStringArray(s)
@@ -316,6 +318,9 @@ def _decode_all(flat: _Flat, rows: np.ndarray, dirs: np.ndarray, etype, encoding
         if encoding == "scap":
             out.update(_decode(name, ptype, vals, flags, etype, edir))
         else:  # text/JSON frames: sysdig's printed text, parsed per value
-            out[name] = pd.Series([decode_value(ptype, b, encoding)
-                                   for b in vals.arrow().to_pylist()], dtype=object).array
+            # undecodable bytes the text reader kept as surrogates: shown as \xNN (Arrow-backed
+            # strings take UTF-8 only)
+            dec = (decode_value(ptype, b, encoding) for b in vals.arrow().to_pylist())
+            out[name] = pd.Series([printable(v) if isinstance(v, str) else v for v in dec],
+                                  dtype=object).array
     return out
