@@ -50,7 +50,10 @@ FILTERS = [
     "evt.arg.size=832",
     "evt.arg.request exists",
     "evt.arg.sig in (SIGINT, SIGCHLD, SIGTERM)",
-    "evt.arg.pid>0 and evt.type=kill",
+    # rawarg: the value as the event holds it (an fd as its number, a path as given)
+    "evt.rawarg.fd=3 and evt.type=close",
+    "evt.type=read and evt.rawarg.size>=832",
+    "evt.rawarg.name contains /etc",
 ]
 
 pytestmark = pytest.mark.oracle

@@ -31,12 +31,18 @@ def param_types(evt_type: str, evt_dir: str, table: str | None = None) -> dict[s
     """{parameter name: PT_* type} of an event, from `table` (the frame's
     df.attrs["event_table"]) if given, then the newest registered stock table that knows it (older tables fill
     in names the newer ones dropped); generic syscalls use the `syscall` event."""
-    out: dict[str, str] = {}
+    return {k: v[0] for k, v in param_info(evt_type, evt_dir, table).items()}
+
+
+@lru_cache(maxsize=4096)
+def param_info(evt_type: str, evt_dir: str, table: str | None = None) -> dict[str, tuple]:
+    """{parameter name: (PT_* type, PF_* print format)}, looked up as param_types says."""
+    out: dict[str, tuple] = {}
     for event in (evt_type, "syscall"):
         for t in _chain(table):
             for code in reversed(t.code.get((event, evt_dir), [])):  # newest version first
                 for p in t.params(code):
-                    out.setdefault(p["name"], p["type"])
+                    out.setdefault(p["name"], (p["type"], p.get("fmt")))
     return out
 
 

@@ -39,13 +39,7 @@ FIELDS = {
 }
 _FDNAME = re.compile(r"\bfd\.name\b")
 _FDNUM = re.compile(r"\bfd\.num\b")
-# libsinsp's names of signals 1-31 (the Linux numbering of arm64 and x86_64); others: the number
-_SIGNALS = dict(enumerate(
-    ["SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE",
-     "SIGKILL", "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT",
-     "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU",
-     "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGPWR", "SIGSYS"], start=1))
-_ARG = re.compile(r"\bevt\.arg\.([A-Za-z_][A-Za-z0-9_]*)")
+_ARG = re.compile(r"\bevt\.(arg|rawarg)\.([A-Za-z_][A-Za-z0-9_]*)")
 CMP = ("<=", ">=", "!=", "=", "==", "<", ">")
 WORD_OPS = ("in", "contains", "icontains", "startswith", "endswith", "exists", "pmatch")
 _TOKEN = re.compile(r"""\s*(?:(?P<lp>\()|(?P<rp>\))|(?P<comma>,)|(?P<op><=|>=|!=|==|=|<|>)
@@ -74,6 +68,8 @@ def _tokens(text: str) -> list[tuple[str, str]]:
 class _Parser:
     def __init__(self, text: str, df: pd.DataFrame):
         self.text, self.df = text, df
+        self.unknown = df.attrs.get("unknown_fields", {})  # field -> (rows, why)
+        self.why: list[str] = []
         self.toks = _tokens(text)
         self.i = 0
 
@@ -93,29 +89,36 @@ class _Parser:
     def parse(self) -> np.ndarray:
         if not self.toks:
             raise KitError("filter: empty")
-        m = self.or_()
+        v, k = self.or_()
         if self.i < len(self.toks):
             raise KitError(f"filter: unexpected {self.peek()[1]!r} in {self.text!r}")
-        return m
+        if not k.all():  # the result of some event hangs on a value only sysdig's tables give
+            raise KitError(f"filter: {self.why[0]} ({int((~k).sum())} events undecided)")
+        return v
 
+    # Masks are (value, known) pairs: Kleene's three-valued logic, so a value the frame cannot
+    # give (self.unknown) only refuses the filter where it would decide an event's outcome.
     def or_(self):
-        m = self.and_()
+        v, k = self.and_()
         while self.word("or"):
             self.take()
-            m = m | self.and_()
-        return m
+            v2, k2 = self.and_()
+            v, k = v | v2, (k & k2) | (k & v) | (k2 & v2)
+        return v, k
 
     def and_(self):
-        m = self.not_()
+        v, k = self.not_()
         while self.word("and"):
             self.take()
-            m = m & self.not_()
-        return m
+            v2, k2 = self.not_()
+            v, k = v & v2, (k & k2) | (k & ~v) | (k2 & ~v2)
+        return v, k
 
     def not_(self):
         if self.word("not"):
             self.take()
-            return ~self.not_()
+            v, k = self.not_()
+            return ~v & k, k
         return self.atom()
 
     def atom(self):
@@ -128,23 +131,33 @@ class _Parser:
         if kind != "w":
             raise KitError(f"filter: expected a field, got {val!r} in {self.text!r}")
         col, ftype = self.field(val)
+        known = self.known(val)
         okind, op = self.take()
         if okind == "op":
-            return self.compare(val, col, ftype, op, self.value())
+            return self.compare(val, col, ftype, op, self.value()) & known, known
         if okind == "w" and op.lower() in WORD_OPS:
             op = op.lower()
             if op == "exists":
-                return col.notna().to_numpy(bool)
+                return col.notna().to_numpy(bool) | ~known, known
             if op in ("in", "pmatch"):
-                return self.member(val, col, ftype, self.values_list())
-            return self.strop(val, col, op, self.value())
+                return self.member(val, col, ftype, self.values_list()) & known, known
+            return self.strop(val, col, op, self.value()) & known, known
         raise KitError(f"filter: expected an operator after {val}, got {op!r}")
 
+    def known(self, name: str) -> np.ndarray:
+        hit = self.unknown.get(name)
+        if hit is None:
+            return np.ones(len(self.df), dtype=bool)
+        if hit[0].any():
+            self.why.append(hit[1])
+        return ~hit[0]
+
     def field(self, name: str):
-        if name.startswith("evt.arg.") and name in self.df.columns:  # added by _with_args
-            return self.df[name], "str"
+        if name.startswith(("evt.arg.", "evt.rawarg.")) and name in self.df.columns:
+            col = self.df[name]  # added by _with_args
+            return col, "int" if str(col.dtype) == "Int64" else "str"
         if name not in FIELDS:
-            known = ", ".join([*FIELDS, "evt.arg.NAME"])
+            known = ", ".join([*FIELDS, "evt.arg.NAME", "evt.rawarg.NAME"])
             raise KitError(f"filter: unsupported field {name!r} (this frame's fields: {known})")
         cname, ftype = FIELDS[name]
         if cname not in self.df.columns:
@@ -252,62 +265,62 @@ def _with_res(df: pd.DataFrame, text: str) -> pd.DataFrame:
 
 
 def _with_args(df: pd.DataFrame, text: str) -> pd.DataFrame:
-    """A string column `evt.arg.NAME` per argument the filter names, rendered as libsinsp
-    compares it: strings and flag names as they are, numbers in decimal, a negative PT_ERRNO
-    as its errno name, a signal as its name. fd arguments are refused: sysdig resolves them through its fd table
-    (`<f>/etc/passwd`), which a frame does not hold; buffers too (sysdig's escaping)."""
-    names = sorted(set(_ARG.findall(text)) - {c[8:] for c in df.columns
-                                               if str(c).startswith("evt.arg.")})
-    if not names:
+    """A column per `evt.arg.NAME` the filter names, as sysdig prints and compares it
+    (render.arg_text: strings, flag names, numbers in their print format, errno and signal
+    names, buffers as text); and per `evt.rawarg.NAME`, the value as the event holds it
+    (numbers as Int64). Parameters sysdig renders from its thread/fd/user tables are refused
+    (render.Unrenderable, a KitError naming evt.rawarg.NAME)."""
+    want = sorted({(k, n) for k, n in _ARG.findall(text)} - {
+        tuple(str(c).split(".")[1:]) for c in df.columns if str(c).startswith("evt.")})
+    if not want:
         return df
-    from .args import param_types
+    from .args import param_info
+    from .render import arg_text_partial, rawarg
     from .typed import events
 
     table = df.attrs.get("event_table")
     pos = pd.Series(np.arange(len(df)), index=df["evt_num"].to_numpy())
-    types = df["evt_type"].astype(str).unique()
-    cols = {n: np.full(len(df), None, dtype=object) for n in names}
-    for t in types:
-        ptypes = [param_types(t, d, table) for d in (">", "<")]
-        have = [n for n in names if any(n in p for p in ptypes)]
+    cols = {w: np.full(len(df), None, dtype=object) for w in want}
+    ints = {w: True for w in want}
+    unknown: dict[str, tuple[np.ndarray, str]] = {}
+    for t in df["evt_type"].astype(str).unique():
+        spec = {**param_info(t, ">", table), **param_info(t, "<", table)}  # exit's wins
+        have = [w for w in want if w[1] in spec]
         if not have:
             continue
         ev = events(df, t)
         at = pos.loc[ev["evt_num"].to_numpy()].to_numpy()
-        for n in have:
-            kinds = {p[n] for p in ptypes if n in p}
-            if "PT_FD" in kinds and f"fdarg.{n}" in df.columns:  # resolved by with_fd_state
-                cols[n][at] = df[f"fdarg.{n}"].to_numpy(dtype=object)[at]
-                continue
-            if "PT_FDLIST" in kinds:
-                raise KitError(f"filter: evt.arg.{n} of {t} is a list of file descriptors: "
-                               f"not supported")
-            if "PT_FD" in kinds:
-                raise KitError(f"filter: evt.arg.{n} is a file descriptor of {t}, which sysdig "
-                               f"compares resolved through its fd table (<f>/path): only a "
-                               f"scap capture has one")
-            if n not in ev.columns:
-                continue
-            v = ev[n]
-            if isinstance(v.dtype, pd.ArrowDtype) and "binary" in str(v.dtype):
-                raise KitError(f"filter: evt.arg.{n} of {t} is a buffer: not supported")
-            vals = v.astype("string")
-            if "PT_SIGTYPE" in kinds:
-                vals = v.astype("Int64").map(lambda x: _SIGNALS.get(x, str(x)),
-                                             na_action="ignore").astype("string")
-            if f"{n}_errno" in ev.columns:  # PT_ERRNO: a failure shows as its name
-                e = ev[f"{n}_errno"].astype("string")
-                vals = e.where(e.notna(), vals)
-            cols[n][at] = vals.to_numpy(dtype=object, na_value=None)
+        for kind, n in have:
+            ptype, fmt = spec[n]
+            if kind == "arg" and ptype == "PT_FD" and f"fdarg.{n}" in df.columns:
+                # resolved through the fd table by with_fd_state
+                vals = pd.Series(df[f"fdarg.{n}"].to_numpy(dtype=object)[at])
+                ints[(kind, n)] = False
+            elif kind == "arg":
+                vals, unk, why = arg_text_partial(ev, n, ptype, fmt, t)
+                ints[(kind, n)] = False
+                if unk.any():
+                    rows = unknown.setdefault(f"evt.arg.{n}", (np.zeros(len(df), bool), why))[0]
+                    rows[at[unk]] = True
+            else:
+                vals, k = rawarg(ev, n, ptype)
+                ints[(kind, n)] &= k == "int"
+            cols[(kind, n)][at] = vals.to_numpy(dtype=object, na_value=None)
     out = df.copy()
-    for n in names:
-        out[f"evt.arg.{n}"] = pd.array(cols[n], dtype="string")
+    out.attrs = {**df.attrs, "unknown_fields": {**df.attrs.get("unknown_fields", {}), **unknown}}
+    for w in want:
+        try:
+            out[f"evt.{w[0]}.{w[1]}"] = pd.array(cols[w], dtype="Int64" if ints[w] else "string")
+        except (OverflowError, TypeError):  # a uint64 beyond int64: compared as text
+            out[f"evt.{w[0]}.{w[1]}"] = pd.array(
+                [None if v is None else str(v) for v in cols[w]], dtype="string")
     return out
 
 
 def _fd_args(df: pd.DataFrame, text: str) -> list[str]:
     """The evt.arg.NAME of `text` that are file descriptors of some event."""
-    names = set(_ARG.findall(text)) - {c[6:] for c in df.columns if str(c).startswith("fdarg.")}
+    names = {n for k, n in _ARG.findall(text) if k == "arg"} - {
+        c[6:] for c in df.columns if str(c).startswith("fdarg.")}
     if not names:
         return []
     from . import eventtable
@@ -368,7 +381,13 @@ def compile_filter(df: pd.DataFrame, text: str) -> np.ndarray:
     if not isinstance(text, str):
         raise KitError(f"filter: expected a string, got {type(text).__name__}")
     df = with_fd_state(df, text)
-    return _Parser(text, _with_args(_with_res(_with_fd(df, text), text), text)).parse()
+    return _Parser(text, prepare(df, text)).parse()
+
+
+def prepare(df: pd.DataFrame, text: str) -> pd.DataFrame:
+    """`df` plus a column per derived field `text` names (fd.num, evt.res, evt.arg.NAME,
+    evt.rawarg.NAME), as the filter compares them."""
+    return _with_args(_with_res(_with_fd(df, text), text), text)
 
 
 def apply_filter(df: pd.DataFrame, text: str | None) -> pd.DataFrame:

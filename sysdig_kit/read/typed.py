@@ -143,7 +143,12 @@ def errno_names() -> dict[int, str]:
     text = resources.files("sysdig_kit").joinpath("data", "errno.csv").read_text()
     rows = csv.reader(ln for ln in text.splitlines() if ln and not ln.startswith("#"))
     next(rows)
-    return {int(num): name for num, name in rows}
+    out = {int(num): name for num, name in rows}
+    # kernel-internal codes a syscall can still return to a tracer (not in the uapi headers
+    # errno.csv is made from); libsinsp names them
+    out.update({512: "ERESTARTSYS", 513: "ERESTARTNOINTR", 514: "ERESTARTNOHAND",
+                516: "ERESTART_RESTARTBLOCK"})
+    return out
 
 
 @cache
