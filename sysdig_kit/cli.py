@@ -403,6 +403,22 @@ _ARCH = click.option("--arch", type=click.Choice(["arm64", "x86_64"]), default=N
                      help="Architecture for syscall numbers when the capture does not say.")
 
 
+def _abs_window(capture, since, until) -> tuple:
+    """since/until in ns since the epoch; offsets count from the capture's first event (as
+    read()'s window does), found by reading its first batch only."""
+    if since is None and until is None:
+        return None, None
+    from .read import iter_batches
+    from .read.window import to_ns
+
+    start = 0
+    for df in _read_errors(capture, lambda: iter_batches(capture, batch_size=10_000)):
+        if len(df):
+            start = int(df["evt_rawtime"].min())
+            break
+    return tuple(None if v is None else to_ns(v, start) for v in (since, until))
+
+
 @main.command("replay-log")
 @click.argument("capture", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
@@ -413,18 +429,28 @@ _ARCH = click.option("--arch", type=click.Choice(["arm64", "x86_64"]), default=N
 @click.option("--tid", multiple=True, type=int, help="Only these thread ids (repeatable).")
 @click.option("--batch-size", type=_BATCH, default=100_000, show_default=True,
               help="Events read at a time (captures larger than memory are streamed).")
-def replay_log(capture, output, arch, proc, pid, tid, batch_size):
+@click.option("--since", default=None, metavar="TIME", help="Only records whose event (the "
+              "exit, else the enter) is from TIME on; forms as for `show`.")
+@click.option("--until", default=None, metavar="TIME", help="... and before TIME.")
+@click.option("--evt-num", default=None, metavar="A-B",
+              help="Only records whose event number is A to B (inclusive).")
+def replay_log(capture, output, arch, proc, pid, tid, batch_size, since, until, evt_num):
     """Turn CAPTURE into a replay log: one record per syscall per thread (docs/replay-log.md)."""
     from .replay import build_file, write_stream
+    from .read.window import parse_range, window
 
     _writable(output, (".parquet", ".jsonl", ".json"), "a replay log is Parquet or JSON Lines")
     _read_kw(capture, None, None, None)  # exists, is a capture
+    parse_range(evt_num)  # a bad range: refused before any work
+    bounds = _abs_window(capture, since, until)
     threads, flagged = set(), 0
 
     def logs():
         nonlocal flagged
         for log in _read_errors(capture, lambda: build_file(
                 capture, arch, proc, pid, tid, batch_size=batch_size)):
+            if bounds != (None, None) or evt_num is not None:
+                log = window(log, *bounds, evt_num)
             threads.update(log["thread_tid"].tolist())
             flagged += int(log["flags"].map(len).gt(0).sum())
             yield log

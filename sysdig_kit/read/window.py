@@ -4,7 +4,8 @@
 pandas Timestamp, an ISO string such as "2026-11-26 16:45:00.5", or integer ns since the epoch)
 or offsets from the capture's first event (a timedelta, or a string starting with "+":
 "+1.5s", "+250ms", "+2min"); the window is since <= t < until. `evt_num` is an inclusive
-(first, last) pair or a "A-B" / "A:B" string (either end may be empty).
+(first, last) pair or a "A-B" / "A:B" string (either end may be empty). A replay log's record
+is placed by its exit event (time and number), or by its enter when it has no exit.
 """
 
 from __future__ import annotations
@@ -85,6 +86,8 @@ def window_mask(x: pd.DataFrame, since=None, until=None, evt_num=None) -> np.nda
     a, b = parse_range(evt_num)
     if a is not None or b is not None:
         n = x["evt_num"].astype("Int64")
+        if "enter_evt_num" in x.columns:  # a replay log: a record without exit by its enter
+            n = n.fillna(x["enter_evt_num"].astype("Int64"))
         if a is not None:
             m &= (n >= a).fillna(False).to_numpy(bool)
         if b is not None:
