@@ -436,8 +436,8 @@ def _abs_window(capture, since, until) -> tuple:
               help="Only records whose event number is A to B (inclusive).")
 def replay_log(capture, output, arch, proc, pid, tid, batch_size, since, until, evt_num):
     """Turn CAPTURE into a replay log: one record per syscall per thread (docs/replay-log.md)."""
-    from .replay import build_file, write_stream
     from .read.window import parse_range, window
+    from .replay import build_file, write_stream
 
     _writable(output, (".parquet", ".jsonl", ".json"), "a replay log is Parquet or JSON Lines")
     _read_kw(capture, None, None, None)  # exists, is a capture

@@ -44,7 +44,7 @@ def test_read_windows_equal_sysdig(path, which):
     t0, a, b, n1, n2 = _bounds(df)
     want = _nums(which, path, f"evt.rawtime>={a} and evt.rawtime<{b}")
     assert 0 < len(want) < len(df)
-    iso = lambda ns: str(pd.Timestamp(ns, unit="ns"))  # noqa: E731
+    iso = lambda ns: str(pd.Timestamp(ns, unit="ns"))
     for since, until in [(a, b), (iso(a), iso(b)), (f"+{a - t0}ns", f"+{b - t0}ns"),
                          (pd.Timestamp(a, unit="ns"), pd.Timedelta(b - t0, unit="ns"))]:
         got = set(sysdig_kit.read(path, since=since, until=until).evt_num)

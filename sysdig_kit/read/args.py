@@ -24,6 +24,7 @@ UNSIGNED = {"PT_UINT8", "PT_UINT16", "PT_UINT32", "PT_UINT64", "PT_FLAGS8", "PT_
 STRINGS = {"PT_CHARBUF", "PT_FSPATH", "PT_FSRELPATH"}
 _INT = {1: "b", 2: "h", 4: "i", 8: "q"}
 _LEADING_NUM = re.compile(r"\s*(-?0x[0-9a-fA-F]+|-?\d+)")
+_LEADING_HEX = re.compile(r"\s*(-?(?:0x)?[0-9a-fA-F]+)(?![0-9a-zA-Z_])")
 
 
 @lru_cache(maxsize=4096)
@@ -61,8 +62,10 @@ def _chain(table: str | None) -> list:
     return hit[1]
 
 
-def decode_value(ptype: str | None, raw, encoding: str = "scap"):
-    """One parameter value: raw bytes (scap) or sysdig's text for it (text/json)."""
+def decode_value(ptype: str | None, raw, encoding: str = "scap", fmt: str | None = None):
+    """One parameter value: raw bytes (scap) or sysdig's text for it (text/json; `fmt`, the
+    parameter's PF_* print format, says how sysdig printed a number: PF_HEX in hex without
+    0x, PF_OCT with a leading 0)."""
     if raw is None:
         return None
     raw = bytes(raw)
@@ -80,6 +83,13 @@ def decode_value(ptype: str | None, raw, encoding: str = "scap"):
             return raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
         return raw
     if encoding in ("text", "json"):
+        if fmt in ("PF_HEX", "PF_OCT") and ptype and ptype[3:6] in ("INT", "UIN"):
+            # (flags and errnos print in decimal whatever their format)
+            m = _LEADING_HEX.match(raw.decode("utf-8", "replace"))
+            if not m or len(m.group(1)) > 22:
+                return None
+            tok = m.group(1).lower().replace("0x", "")
+            return int(tok, 16 if fmt == "PF_HEX" else 8) if tok.strip("-") else None
         if ptype in SIGNED or ptype in UNSIGNED or ptype == "PT_DOUBLE":
             m = _LEADING_NUM.match(raw.decode("utf-8", "replace"))
             if not m:

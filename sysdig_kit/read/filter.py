@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import KitError
+from .render import SIGNALS as _SIGNALS  # noqa: F401 (show.py's name for them)
 
 # sysdig field -> (frame column, kind)
 FIELDS = {
@@ -290,9 +291,16 @@ def _with_args(df: pd.DataFrame, text: str) -> pd.DataFrame:
             continue
         ev = events(df, t)
         at = pos.loc[ev["evt_num"].to_numpy()].to_numpy()
+        printed = df.attrs.get("args_encoding", "scap") != "scap"
         for kind, n in have:
             ptype, fmt = spec[n]
-            if kind == "arg" and ptype == "PT_FD" and f"fdarg.{n}" in df.columns:
+            if kind == "arg" and printed:  # text/JSON: sysdig's own text of each value
+                vals, unk = _printed_arg(df, at, t, n, ptype, table)
+                ints[(kind, n)] = False
+                if unk[1] is not None:
+                    rows = unknown.setdefault(f"evt.arg.{n}", (np.zeros(len(df), bool), unk[1]))[0]
+                    rows[at[unk[0]]] = True
+            elif kind == "arg" and ptype == "PT_FD" and f"fdarg.{n}" in df.columns:
                 # resolved through the fd table by with_fd_state
                 vals = pd.Series(df[f"fdarg.{n}"].to_numpy(dtype=object)[at])
                 ints[(kind, n)] = False
@@ -317,6 +325,33 @@ def _with_args(df: pd.DataFrame, text: str) -> pd.DataFrame:
     return out
 
 
+def _printed_arg(df, at, etype, name, ptype, table):
+    """(text, (unknown rows, why)) of parameter `name` of the rows `at` of a text/JSON frame."""
+    from .args import param_info
+    from .render import printed_arg_partial
+
+    raws, expected = [], np.zeros(len(at), dtype=bool)
+    dirs = df["evt_dir"].astype(str).to_numpy()[at]
+    from . import eventtable
+
+    own = eventtable.load(table) if table else None
+    has = {}
+    for d in (">", "<"):  # the event's own parameters (not the generic syscall's fallback)
+        codes = own.code.get((etype, d), []) if own else []
+        has[d] = name in (own.param_names(codes[-1]) if codes else param_info(etype, d, table))
+    for i, args in enumerate(df["evt_args"].to_numpy()[at]):
+        got = None
+        for a in args if args is not None else ():
+            nm, val = (a["name"], a["value"]) if isinstance(a, dict) else a
+            if nm == name:
+                got = val
+                break
+        raws.append(got)
+        expected[i] = has.get(dirs[i], False)
+    text, unknown, why = printed_arg_partial(raws, expected, name, ptype, etype)
+    return text, (unknown, why)
+
+
 def _fd_args(df: pd.DataFrame, text: str) -> list[str]:
     """The evt.arg.NAME of `text` that are file descriptors of some event."""
     names = {n for k, n in _ARG.findall(text) if k == "arg"} - {
@@ -338,8 +373,9 @@ def with_fd_state(df: pd.DataFrame, text: str | None, walker=None) -> pd.DataFra
     if not text or not isinstance(text, str):
         return df
     name = bool(_FDNAME.search(text)) and "fd_name" not in df.columns
-    args = _fd_args(df, text) if "evt.arg." in text else []
     scap = df.attrs.get("args_encoding", "scap") == "scap"
+    # (a text/JSON frame holds fd arguments as sysdig printed them, resolved: _printed_arg)
+    args = _fd_args(df, text) if "evt.arg." in text and scap else []
     num = scap and bool(_FDNUM.search(text)) and "fd_num" not in df.columns
     if not name and not args and not num:
         return df
@@ -380,14 +416,19 @@ def compile_filter(df: pd.DataFrame, text: str) -> np.ndarray:
     """The boolean mask of the events of `df` that `text` (a sysdig filter) keeps."""
     if not isinstance(text, str):
         raise KitError(f"filter: expected a string, got {type(text).__name__}")
-    df = with_fd_state(df, text)
-    return _Parser(text, prepare(df, text)).parse()
+    return evaluate(prepare(df, text), text)
 
 
 def prepare(df: pd.DataFrame, text: str) -> pd.DataFrame:
-    """`df` plus a column per derived field `text` names (fd.num, evt.res, evt.arg.NAME,
-    evt.rawarg.NAME), as the filter compares them."""
-    return _with_args(_with_res(_with_fd(df, text), text), text)
+    """`df` plus a column per derived field `text` names (fd.num, fd.name, evt.res,
+    evt.arg.NAME, evt.rawarg.NAME), as the filter compares them."""
+    return _with_args(_with_res(_with_fd(with_fd_state(df, text), text), text), text)
+
+
+def evaluate(df: pd.DataFrame, text: str) -> np.ndarray:
+    """compile_filter on a frame that already holds the fields `text` names (prepare, or
+    columns named as the fields: `evt.arg.NAME`, `evt_res`, ...)."""
+    return _Parser(text, df).parse()
 
 
 def apply_filter(df: pd.DataFrame, text: str | None) -> pd.DataFrame:

@@ -10,6 +10,8 @@ turns it into a one-line error naming `evt.rawarg.NAME`, the value as the event 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -159,6 +161,42 @@ def arg_text_partial(ev: pd.DataFrame, name: str, ptype: str | None, fmt: str | 
     known_absent = pd.Series(v).isna().to_numpy(bool)
     return (pd.Series(pd.array([None] * len(ev), dtype="string"), index=ev.index),
             ~known_absent, why)
+
+
+_RESOLVED = re.compile(r"([^()]*)\((.*)\)", re.DOTALL)
+
+
+def printed_arg_partial(raws: list, expected: np.ndarray, name: str, ptype: str | None,
+                        etype: str = "") -> tuple[pd.Series, np.ndarray, str | None]:
+    """As arg_text_partial, from sysdig's own printed text of each value (text/JSON frames:
+    `raws`, bytes or None where the line lacks it; `expected`: the event has the parameter).
+    sysdig prints `raw(resolved)` when it resolves a value and compares the resolved part, so
+    an fd prints and compares as `<f>/etc/passwd`; strings and buffers are taken as printed.
+    A parameter the event has but the line lacks, and an unresolved relative path, are
+    unknown."""
+    what = f"evt.arg.{name} of {etype}" if etype else f"evt.arg.{name}"
+    out = np.full(len(raws), None, dtype=object)
+    unknown = np.zeros(len(raws), dtype=bool)
+    whys = set()
+    for i, b in enumerate(raws):
+        if b is None:
+            if expected[i]:
+                unknown[i] = True
+                whys.add(f"{what} is not in sysdig's printed line: filter the .scap capture")
+            continue
+        v = bytes(b).decode("utf-8", "surrogateescape")
+        if ptype not in ("PT_CHARBUF", "PT_BYTEBUF"):
+            m = _RESOLVED.fullmatch(v)
+            if m:
+                v = m.group(2)
+            elif ptype in ("PT_FSPATH", "PT_FSRELPATH") and not v.startswith("/") and v != "<NA>":
+                unknown[i] = True
+                whys.add(f"{what}: the relative path {v!r} sysdig compares joined to the "
+                         f"thread's working directory, not printed: use evt.rawarg.{name}")
+                continue
+        out[i] = v
+    return (pd.Series(pd.array(out, dtype="string")), unknown,
+            min(whys) if whys else None)
 
 
 _RAW_INTS = FLAGS | INTS | {"PT_ERRNO", "PT_FD", "PT_PID", "PT_UID", "PT_GID", "PT_SIGTYPE",

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from .. import versions
 from ..errors import KitError
-from .args import SIGNED, STRINGS, UNSIGNED, decode_value, param_types
+from .args import SIGNED, STRINGS, UNSIGNED, decode_value, param_info, param_types
 from .frame import printable
 
 BASE = ["evt_num", "evt_time", "evt_rawtime", "evt_cpu", "thread_tid", "proc_pid", "proc_name",
@@ -325,7 +325,8 @@ def _decode_all(flat: _Flat, rows: np.ndarray, dirs: np.ndarray, etype, encoding
         else:  # text/JSON frames: sysdig's printed text, parsed per value
             # undecodable bytes the text reader kept as surrogates: shown as \xNN (Arrow-backed
             # strings take UTF-8 only)
-            dec = (decode_value(ptype, b, encoding) for b in vals.arrow().to_pylist())
+            fmt = param_info(str(etype), edir, table).get(name, (None, None))[1]
+            dec = (decode_value(ptype, b, encoding, fmt) for b in vals.arrow().to_pylist())
             out[name] = pd.Series([printable(v) if isinstance(v, str) else v for v in dec],
                                   dtype=object).array
     return out
