@@ -24,6 +24,7 @@ UNSIGNED = {"PT_UINT8", "PT_UINT16", "PT_UINT32", "PT_UINT64", "PT_FLAGS8", "PT_
 STRINGS = {"PT_CHARBUF", "PT_FSPATH", "PT_FSRELPATH"}
 _INT = {1: "b", 2: "h", 4: "i", 8: "q"}
 _LEADING_NUM = re.compile(r"\s*(-?0x[0-9a-fA-F]+|-?\d+)")
+_DATE = re.compile(rb"\s*\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 _LEADING_HEX = re.compile(r"\s*(-?(?:0x)?[0-9a-fA-F]+)(?![0-9a-zA-Z_])")
 
 
@@ -83,6 +84,13 @@ def decode_value(ptype: str | None, raw, encoding: str = "scap", fmt: str | None
             return raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
         return raw
     if encoding in ("text", "json"):
+        if ptype == "PT_ABSTIME" and _DATE.match(raw):
+            # sysdig prints an absolute time as a date (the host's zone: UTC assumed)
+            from datetime import UTC, datetime
+
+            head, _, frac = raw.decode().partition(".")
+            t = datetime.strptime(head.strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+            return int(t.timestamp()) * 10**9 + int((frac.strip() + "000000000")[:9])
         if fmt in ("PF_HEX", "PF_OCT") and ptype and ptype[3:6] in ("INT", "UIN"):
             # (flags and errnos print in decimal whatever their format)
             m = _LEADING_HEX.match(raw.decode("utf-8", "replace"))
