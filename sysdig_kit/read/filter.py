@@ -319,9 +319,12 @@ def _with_args(df: pd.DataFrame, text: str) -> pd.DataFrame:
     for w in want:
         try:
             out[f"evt.{w[0]}.{w[1]}"] = pd.array(cols[w], dtype="Int64" if ints[w] else "string")
-        except (OverflowError, TypeError):  # a uint64 beyond int64: compared as text
+        except (OverflowError, TypeError, UnicodeEncodeError):
+            # a uint64 beyond int64: compared as text; undecodable bytes: as \xNN
+            from .frame import printable
+
             out[f"evt.{w[0]}.{w[1]}"] = pd.array(
-                [None if v is None else str(v) for v in cols[w]], dtype="string")
+                [None if v is None else printable(str(v)) for v in cols[w]], dtype="string")
     return out
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..errors import KitError
 from . import eventtable
+from .frame import printable
 
 _WIDTH = {"8": 8, "16": 16, "32": 32, "64": 64}
 # libsinsp's names of signals 1-31 (the Linux numbering of arm64 and x86_64); others: the number
@@ -184,7 +185,7 @@ def printed_arg_partial(raws: list, expected: np.ndarray, name: str, ptype: str 
                 unknown[i] = True
                 whys.add(f"{what} is not in sysdig's printed line: filter the .scap capture")
             continue
-        v = bytes(b).decode("utf-8", "surrogateescape")
+        v = printable(bytes(b).decode("utf-8", "surrogateescape"))  # undecodable: \xNN
         if ptype not in ("PT_CHARBUF", "PT_BYTEBUF"):
             m = _RESOLVED.fullmatch(v)
             if m:
