@@ -326,16 +326,23 @@ def _str16(buf, p: int) -> tuple[str, int]:
     return raw.split(b"\0", 1)[0].decode("utf-8", "replace"), p + 2 + n
 
 
-def _state_proclist(buf, end: int, version: int, st: StateBlocks) -> None:
-    p = 0
+def _entries(buf, end: int, sized: bool, one, p: int = 0) -> None:
+    """Call `one(p) -> end of that entry` for each entry of a list block from `p`; entries of
+    the `sized` (newer) versions start with their length, which says where the next begins."""
     while end - p >= 4:
-        start = p
-        sub_len = 0
-        if version == 9:
+        start, sub_len = p, 0
+        if sized:
             sub_len = struct.unpack_from("<I", buf, p)[0]
-            p += 4
             if sub_len < 8:
                 return
+            p += 4
+        p = one(p)
+        if sub_len:
+            p = start + sub_len
+
+
+def _state_proclist(buf, end: int, version: int, st: StateBlocks) -> None:
+    def one(p: int) -> int:
         tid, pid = struct.unpack_from("<qq", buf, p)
         p += 24 + (8 if version >= 6 else 0) + (8 if version >= 8 else 0)
         comm, p = _str16(buf, p)
@@ -346,9 +353,8 @@ def _state_proclist(buf, end: int, version: int, st: StateBlocks) -> None:
         cwd, p = _str16(buf, p)
         uid, gid = struct.unpack_from("<II", buf, p + 12)
         st.threads[tid] = {"pid": pid, "comm": comm, "cwd": cwd, "uid": uid, "gid": gid}
-        if sub_len:
-            p = start + sub_len
-            continue
+        if version == 9:  # sized: the rest is skipped by its length
+            return p
         p += 8 + 4 + 4 + 4
         if version >= 2:
             p += 4 + 4 + 4 + 8 + 8
@@ -359,6 +365,9 @@ def _state_proclist(buf, end: int, version: int, st: StateBlocks) -> None:
                 p += 2 + struct.unpack_from("<H", buf, p)[0]
                 if version >= 5:
                     p += 2 + struct.unpack_from("<H", buf, p)[0]
+        return p
+
+    _entries(buf, end, version == 9, one)
 
 
 _FD_FIXED = {3: 4 + 4 + 2 + 2 + 1, 5: 4 + 2 + 1, 4: 16 + 16 + 2 + 2 + 1, 6: 16 + 2 + 1}
@@ -367,13 +376,8 @@ _FD_FIXED = {3: 4 + 4 + 2 + 2 + 1, 5: 4 + 2 + 1, 4: 16 + 16 + 2 + 2 + 1, 6: 16 +
 def _state_fdlist(buf, end: int, version: int, st: StateBlocks) -> None:
     tid = struct.unpack_from("<q", buf, 0)[0]
     out = st.fds.setdefault(tid, [])
-    p = 8
-    while end - p >= 4:
-        start = p
-        sub_len = 0
-        if version == 2:
-            sub_len = struct.unpack_from("<I", buf, p)[0]
-            p += 4
+
+    def one(p: int) -> int:
         fd, _ino, ftype = struct.unpack_from("<qQB", buf, p)
         p += 17
         if ftype in _FD_FIXED:
@@ -391,18 +395,13 @@ def _state_fdlist(buf, end: int, version: int, st: StateBlocks) -> None:
         else:
             info, p = _str16(buf, p)
         out.append((fd, ftype, info))
-        if sub_len:
-            p = start + sub_len
+        return p
+
+    _entries(buf, end, version == 2, one, p=8)
 
 
 def _state_userlist(buf, end: int, version: int, st: StateBlocks) -> None:
-    p = 0
-    while end - p >= 4:
-        start = p
-        sub_len = 0
-        if version == 2:
-            sub_len = struct.unpack_from("<I", buf, p)[0]
-            p += 4
+    def one(p: int) -> int:
         kind = buf[p]
         p += 1
         if kind == 0:  # USERBLOCK_TYPE_USER: uid, gid, name, homedir, shell
@@ -415,5 +414,6 @@ def _state_userlist(buf, end: int, version: int, st: StateBlocks) -> None:
             gid = struct.unpack_from("<I", buf, p)[0]
             name, p = _str16(buf, p + 4)
             st.groups.setdefault(gid, name)
-        if sub_len:
-            p = start + sub_len
+        return p
+
+    _entries(buf, end, version == 2, one)
