@@ -214,7 +214,8 @@ def _log(rows, df, arch, p: Pairer) -> pd.DataFrame:
                     reader_warnings=list(df.attrs.get("warnings") or []))
 
 
-def _merge(rec: _Rec, encoding: str | None) -> tuple[dict[str, object], int | None]:
+def _merge(rec: _Rec, encoding: str | None,
+           table: str | None = None) -> tuple[dict[str, object], int | None]:
     """Enter and exit parameters decoded and merged (exit wins); the native syscall number
     of a generic event (its nativeID)."""
     merged: dict[str, object] = {}
@@ -222,7 +223,7 @@ def _merge(rec: _Rec, encoding: str | None) -> tuple[dict[str, object], int | No
     for ev in (rec.enter, rec.exit):
         if ev is None:
             continue
-        for n, v in _decode(ev, encoding):
+        for n, v in _decode(ev, encoding, table):
             if n == "nativeID" and _is_generic(ev.args) and isinstance(v, int):
                 nr = v
             elif n not in GENERIC_PARAMS:
@@ -241,7 +242,7 @@ def _rows(recs: list[_Rec], arch: str | None, attrs: dict) -> list[dict]:
     for rec in recs:
         last = rec.exit or rec.enter
         name = (rec.enter or rec.exit).type
-        merged, nr = _merge(rec, encoding)
+        merged, nr = _merge(rec, encoding, table)
         named_from_nr = False
         if name in ("<unknown>", "syscall") and nr is not None and arch is not None:
             named_from_nr = syscalls.name(arch, nr) is not None
@@ -305,10 +306,12 @@ def _rows(recs: list[_Rec], arch: str | None, attrs: dict) -> list[dict]:
     return rows
 
 
-def _decode(ev: _Ev, encoding: str | None) -> list[tuple[str, object]]:
-    """[(name, value)] by the reader's decode_args; raw bytes for an event it cannot read."""
+def _decode(ev: _Ev, encoding: str | None, table: str | None) -> list[tuple[str, object]]:
+    """[(name, value)] by the reader's decode_args (sysdig's text: with the frame's own table,
+    whose print formats it printed with); raw bytes for an event it cannot read."""
+    text = encoding not in (None, "scap")
     try:
-        return decode_args(ev.type, ev.dir, ev.args, encoding or "scap")
+        return decode_args(ev.type, ev.dir, ev.args, encoding or "scap", table if text else None)
     except (KitError, ValueError, KeyError, IndexError, TypeError):
         return list(ev.args)
 

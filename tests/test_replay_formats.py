@@ -1,6 +1,7 @@
 """The replay log from sysdig's printed output (default text, -j JSON) of a capture equals the
 one from the scap it was printed from, record by record: threads, order, syscalls, numbers,
-return values, errno, pids, times, flags. Where the printed output holds less than the scap,
+return values, errno, pids, times, flags, every argument (numbers sysdig prints in hex read back
+by their print format, the text's `<NA>` an absent string). Where the printed output holds less than the scap,
 the difference is named here and nowhere else:
 - sysdig prints `<unknown>` for a syscall its driver does not know, without the number the
   scap's generic event holds (so the scap names it, `named_from_nr`; the text cannot);
@@ -38,7 +39,7 @@ PRINTED = [  # (scap, what a real sysdig printed for it)
     ("arm64/new-era-zsh-name.scap", "arm64/new-era-zsh-name.sysdig-0.41.4.json"),
 ]
 KEYS = ("thread_tid", "seq", "kind", "syscall", "nr", "evt_num", "enter_evt_num", "enter_ts",
-        "exit_ts", "res", "errno", "proc_pid", "proc_name", "flags")
+        "exit_ts", "res", "errno", "proc_pid", "proc_name", "flags", "args")
 
 
 def _day(frame: pd.DataFrame) -> str:

@@ -107,7 +107,8 @@ def decode_value(ptype: str | None, raw, encoding: str = "scap", fmt: str | None
                 return None
             return int(tok, 16) if "0x" in tok.lower() else int(tok)
         if ptype in STRINGS:
-            return raw.decode("utf-8", "surrogateescape")
+            s = raw.decode("utf-8", "surrogateescape")
+            return None if s == "<NA>" else s  # sysdig 0.41's text of an absent string
         return raw or None  # an empty buffer, as the scap decoding gives it
     raise KitError(f"unknown args encoding {encoding!r} (scap, text or json)")
 
@@ -117,9 +118,11 @@ def decode_args(evt_type, evt_dir, args, encoding: str = "scap",
     """[(name, value)] for one event's `evt_args` (a list of {'name', 'value'} dicts or of
     (name, value) pairs), in order, decoded with the driver's event table (`table`: the
     frame's df.attrs["event_table"], to decode parameters only a patched table names)."""
-    types = param_types(str(evt_type), str(evt_dir), table)
+    info = param_info(str(evt_type), str(evt_dir), table)
     out = []
     for a in args if args is not None else ():
         name, raw = (a["name"], a["value"]) if isinstance(a, dict) else a
-        out.append((name, decode_value(types.get(name), raw, encoding)))
+        # the print format says how sysdig's text wrote a number (PF_HEX: hex without 0x)
+        ptype, fmt = info.get(name, (None, None))
+        out.append((name, decode_value(ptype, raw, encoding, fmt)))
     return out

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..read.args import SIGNED, STRINGS, UNSIGNED, decode_value, param_types
+from ..read.args import SIGNED, STRINGS, UNSIGNED, decode_value, param_info
 from . import syscalls, writeback
 from .log import ARG, BUFFER, SCHEMA
 from .pairs import FLAG_A, FLAG_B, Events, Records
@@ -38,7 +38,8 @@ def _ptype_class(ptype) -> int:
 class Params:
     """The parameters of the records' events, flat, in record order (enter's, then exit's)."""
 
-    def __init__(self, ev: Events, recs: Records, encoding: str | None):
+    def __init__(self, ev: Events, recs: Records, encoding: str | None,
+                 table: str | None = None):
         self.encoding = encoding or "scap"
         nrec = len(recs.tid)
         args = ev.args
@@ -83,14 +84,16 @@ class Params:
         td = ev.type[ev_of] * 3 + (ev.dir[ev_of].astype(np.int64) + 1)
         used = np.flatnonzero(np.bincount(td, minlength=len(ev.names) * 3)) if total else []
         lut = np.full((len(ev.names) * 3, len(self.vocab)), BYTES, dtype=np.int8)
-        self.ptypes: dict[tuple[int, int], str] = {}
+        self.ptypes: dict[tuple[int, int], tuple] = {}  # -> (PT_* type, PF_* print format)
         for x in np.asarray(used).tolist():
-            types = param_types(ev.names[x // 3], _DIRS[x % 3])
-            for pname, ptype in types.items():
+            # text/JSON: the frame's own table first, whose print formats sysdig printed with
+            info = param_info(ev.names[x // 3], _DIRS[x % 3],
+                              table if self.encoding != "scap" else None)
+            for pname, (ptype, pfmt) in info.items():
                 j = self.vindex.get(pname)
                 if j is not None:
                     lut[x, j] = _ptype_class(ptype)
-                    self.ptypes[(x, j)] = ptype
+                    self.ptypes[(x, j)] = (ptype, pfmt)
         self.td = td
         cls = lut[td, self.nid]
         self.ival = np.zeros(total, dtype=np.int64)  # INT, UINT (its bits)
@@ -126,9 +129,10 @@ class Params:
             if null[p]:
                 cls[p] = NONE
                 continue
-            ptype = self.ptypes.get((int(self.td[p]), int(self.nid[p])))
+            # the print format too: sysdig prints PF_HEX numbers in hex without 0x
+            ptype, pfmt = self.ptypes.get((int(self.td[p]), int(self.nid[p])), (None, None))
             try:
-                v = decode_value(ptype, bytes(self.raw(p)), self.encoding)
+                v = decode_value(ptype, bytes(self.raw(p)), self.encoding, pfmt)
             except Exception:  # noqa: BLE001  (unreadable encoding: the raw bytes, as before)
                 v = bytes(self.raw(p))
             if v is None:
@@ -172,7 +176,7 @@ def assemble(ev: Events, recs: Records, arch: str | None, attrs: dict,
     nrec = len(recs.tid)
     if not nrec:
         return SCHEMA.empty_table()
-    P = Params(ev, recs, encoding)
+    P = Params(ev, recs, encoding, attrs.get("event_table"))
     W = len(P.vocab)
     gid, nid_native = P.vindex.get("ID", -1), P.vindex.get("nativeID", -1)
 
