@@ -32,11 +32,7 @@ def sockaddr_str(raw: bytes, new: bool) -> str:
         return f"{ip_str(raw[1:5])}:{struct.unpack_from('<H', raw, 5)[0]}"
     if fam == AF_INET6 and len(raw) == 19:
         return f"{ip_str(raw[1:17])}:{struct.unpack_from('<H', raw, 17)[0]}"
-    if fam == AF_INET:
-        return "INVALID IPv4"
-    if fam == AF_INET6:
-        return "INVALID IPv6"
-    return f"family {fam}"
+    return _unreadable(fam)
 
 
 def socktuple_str(raw: bytes) -> str:
@@ -59,11 +55,12 @@ def socktuple_str(raw: bytes) -> str:
         src, dst = struct.unpack_from("<QQ", raw, 1)
         path = clean(raw[17:].split(b"\0", 1)[0])
         return f"{src:x}->{dst:x} {path}"
-    if fam == AF_INET:
-        return "INVALID IPv4"
-    if fam == AF_INET6:
-        return "INVALID IPv6"
-    return f"family {fam}"
+    return _unreadable(fam)
+
+
+def _unreadable(fam: int) -> str:
+    """libsinsp's text for an address of the wrong length or an unknown family."""
+    return {AF_INET: "INVALID IPv4", AF_INET6: "INVALID IPv6"}.get(fam, f"family {fam}")
 
 
 def clean(b: bytes) -> str:
