@@ -143,23 +143,27 @@ def test_flag_rendering_like_libsinsp():
 
 
 def test_events_at_least_10x_faster_than_decode_args_loop():
-    """CPU time (the shared machine's load moves wall time), best of 5 for events(), on
-    ~380k events (the public capture 40 times over: per-call costs amortise as they would
-    on a real capture)."""
+    """CPU time (the shared machine's load moves wall time), best of 2 for the loop and of 5
+    for events(), on ~380k events (the public capture 40 times over: per-call costs amortise
+    as they would on a real capture). The loop got faster this session (param_types' tables
+    loaded once): ~12x quiet, ~9x when another test suite shares the 2 cores."""
     one = read(BIG)
     df = pd.concat([one] * 40, ignore_index=True)
     df.attrs = one.attrs
     types = df.evt_type.value_counts().index[:8].tolist()
     sub = df[df.evt_type.isin(types)]
     table = df.attrs["event_table"]
-    t0 = time.process_time()
-    for row in sub.itertuples():
-        decode_args(row.evt_type, row.evt_dir, row.evt_args, table=table)
-    loop = time.process_time() - t0
+    loop = float("inf")
+    for _ in range(2):  # best of 2 too: both sides' CPU time grows with the machine's load
+        t0 = time.process_time()
+        for row in sub.itertuples():
+            decode_args(row.evt_type, row.evt_dir, row.evt_args, table=table)
+        loop = min(loop, time.process_time() - t0)
     vec = float("inf")
     for _ in range(5):
         t0 = time.process_time()
         n = sum(len(sysdig_kit.events(df, t)) for t in types)
         vec = min(vec, time.process_time() - t0)
     assert n == len(sub)
+    print(f"{len(sub)} events: loop {loop:.3f}s, events() {vec:.3f}s, {loop / vec:.1f}x")
     assert loop / vec >= 10, f"{len(sub)} events: loop {loop:.3f}s, events() {vec:.3f}s"
