@@ -258,6 +258,9 @@ def test_out_of_memory_is_one_line(monkeypatch):
 
     monkeypatch.setattr(rd, "read", boom)
     monkeypatch.setattr(rd, "iter_batches", boom)
+    from sysdig_kit.read.scap import ScapReader  # (the replay log reads its raw columns)
+
+    monkeypatch.setattr(ScapReader, "iter_runs", classmethod(boom))
     for args in (["check", str(OLD)], ["replay-log", str(OLD), "-o", "/tmp/x.parquet"],
                  ["convert", str(OLD), "-o", "/tmp/x.parquet"]):
         r = CliRunner().invoke(main, args)

@@ -83,33 +83,21 @@ def _nullable(parts, key):
     return pd.arrays.IntegerArray(_ints(parts, key), _ints(parts, key + "_na"))
 
 
-def _recode(parts, key):
-    """(codes of every row into one vocabulary, that vocabulary's names) from the parts'
-    codes into their own vocabularies; -1 stays -1."""
-    vocab: dict[str, int] = {}
-    out = []
-    for p in parts:
-        names = getattr(p, key + "_vocab")
-        m = np.array([vocab.setdefault(n, len(vocab)) for n in names] + [-1], dtype=np.int32)
-        out.append(m[getattr(p, key)])  # (-1 takes the last entry: -1)
-    return _cat(out), list(vocab)
-
-
 def _types(parts) -> pd.Categorical:
     """evt_type: categories are the names present, sorted (however the capture was cut)."""
-    codes, vocab = _recode(parts, "type")
+    codes, vocab = recode(parts, "type")
     used = np.flatnonzero(np.bincount(codes, minlength=len(vocab)))  # (no sort: codes are few)
     names = np.array([vocab[u] for u in used], dtype=object)
     order = np.argsort(names, kind="stable")
-    recode = np.zeros(len(vocab), dtype=np.int32)
-    recode[used[order]] = np.arange(len(used), dtype=np.int32)
+    remap = np.zeros(len(vocab), dtype=np.int32)
+    remap[used[order]] = np.arange(len(used), dtype=np.int32)
     cats = pd.Index(names[order].tolist(), dtype="str")
-    return pd.Categorical.from_codes(recode[codes], dtype=pd.CategoricalDtype(cats))
+    return pd.Categorical.from_codes(remap[codes], dtype=pd.CategoricalDtype(cats))
 
 
 def _names(parts):
     """proc_name from the thread names' codes: each name's text is made once, rows take it."""
-    codes, vocab = _recode(parts, "name")
+    codes, vocab = recode(parts, "name")
     dt = DTYPES["proc_name"]
     names = pa.array(vocab, type=pa.string())  # (Arrow checks the text is UTF-8)
     if getattr(dt, "storage", None) == "python":  # pandas 2's default: Python str objects
@@ -155,6 +143,19 @@ def batches(parts, size: int):
     """Frames of `size` rows (the last one fewer) from parts of any sizes, each with index
     0..n-1 and the evt_type categories present (as read() gives them); the last one keeps
     the last part's attrs (the reader puts the capture's warnings there)."""
+    for run in runs(parts, size):
+        if isinstance(run, pd.DataFrame):
+            yield run
+            continue
+        df = to_frame(run[0])
+        df.attrs = dict(run[1])
+        yield df
+
+
+def runs(parts, size: int):
+    """What `batches` makes frames of: (the parts of `size` rows, the attrs its frame gets),
+    for callers that use the raw columns (the replay log); a capture without events: its
+    (only) frame."""
     take, have, ready, last = [], 0, None, None
     for p in parts:
         if isinstance(p, pd.DataFrame):  # a capture without events: its (only) frame
@@ -167,19 +168,29 @@ def batches(parts, size: int):
             have, start = have + k, start + k
             if have == size:
                 if ready is not None:
-                    yield to_frame(ready)
+                    yield ready, ready[-1].attrs
                 ready, take, have = take, [], 0
         del p
     if take:
         if ready is not None:
-            yield to_frame(ready)
+            yield ready, ready[-1].attrs
         ready = take
     if ready is None:
         ready = [last] if last is not None else None
     if ready is not None:
-        df = to_frame(ready)
-        df.attrs = dict(last.attrs)
-        yield df
+        yield ready, last.attrs
+
+
+def recode(parts, key):
+    """(codes of every row into one vocabulary, that vocabulary's names) from the parts'
+    codes into their own vocabularies; -1 stays -1."""
+    vocab: dict[str, int] = {}
+    out = []
+    for p in parts:
+        names = getattr(p, key + "_vocab")
+        m = np.array([vocab.setdefault(n, len(vocab)) for n in names] + [-1], dtype=np.int32)
+        out.append(m[getattr(p, key)])  # (-1 takes the last entry: -1)
+    return _cat(out), list(vocab)
 
 
 TRIM_STEP = 8 << 20

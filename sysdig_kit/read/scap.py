@@ -26,7 +26,7 @@ from .. import versions
 from . import eventtable
 from .eventtable import EC_SYSCALL, GENERIC_E, GENERIC_X
 from .frame import ARGS_TYPE, empty_frame, make_attrs
-from .parts import Part, batches, to_frame
+from .parts import Part, batches, runs, to_frame
 from .scap_blocks import EV_V2, EVF_V1, EVF_V2, Chunk, Meta, Source, gather, read_shb, walk
 from .scap_events import Events, decode
 from .scap_threads import ThreadTable
@@ -56,6 +56,13 @@ class ScapReader:
         them); chunks of the file are joined or cut to that size."""
         size = max(int(batch_size), 1)
         yield from batches(_parts(Path(path), size, event_table), size)
+
+    @classmethod
+    def iter_runs(cls, path, batch_size: int = 1_000_000, event_table: str | None = None):
+        """iter_batches' batches before they become frames: (parts, attrs), for callers that
+        use the raw columns (the replay log skips building a frame it would take apart)."""
+        size = max(int(batch_size), 1)
+        yield from runs(_parts(Path(path), size, event_table), size)
 
 
 # Arrow buffers the reader makes come from the C library's allocator, like its numpy arrays:

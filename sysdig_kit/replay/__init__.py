@@ -27,11 +27,12 @@ def build_file(path, arch=None, proc=(), pid=(), tid=(), batch_size: int = BATCH
     """The replay log of a capture file as frames, read and built `batch_size` events at a
     time (threads whose syscalls span batches are paired across them): for write_stream, or
     pd.concat when the log fits in memory."""
-    from ..read import iter_batches
+    from .log import make_log_table
+    from .pairing import tables_of
 
-    frames = (filter_frame(df, proc, pid, tid)
-              for df in iter_batches(path, batch_size=batch_size, fmt=fmt))
-    yield from build_batches(frames, arch=arch)
+    events = ((e.select(proc, pid, tid), attrs) for e, attrs in _events(path, batch_size, fmt))
+    for table, header in tables_of(events, arch):
+        yield make_log_table(table, **header)
 
 
 def check_file(path, arch=None, manifest=None, proc=(), pid=(), tid=(),
@@ -40,11 +41,31 @@ def check_file(path, arch=None, manifest=None, proc=(), pid=(), tid=(),
     on the whole frame, in the memory of one batch. `manifest` defaults to PATH.manifest.json."""
     from pathlib import Path
 
-    from ..read import iter_batches
-    from .check import check_stream
+    from .check import check_events
 
     if manifest is None:
         default = Path(str(path) + ".manifest.json")
         manifest = default if default.is_file() else None
-    return check_stream(iter_batches(path, batch_size=batch_size, fmt=fmt), arch, manifest,
-                        proc, pid, tid)
+    return check_events(_events(path, batch_size, fmt), arch, manifest, proc, pid, tid)
+
+
+def _events(path, batch_size: int, fmt=None):
+    """(Events, attrs) of each batch of a capture file: from the scap reader's raw columns
+    (no frame built only to be taken apart), from the frames of the other readers."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from ..read import iter_batches, reader_for
+    from .pairs import Events
+
+    reader = reader_for(path, fmt)
+    if not hasattr(reader, "iter_runs"):
+        for df in iter_batches(path, batch_size=batch_size, fmt=fmt):
+            yield Events.of(df), df.attrs
+        return
+    for run in reader.iter_runs(Path(path), batch_size=batch_size):
+        if isinstance(run, pd.DataFrame):  # a capture without events
+            yield Events.of(run), run.attrs
+        else:
+            yield Events.of_parts(run[0]), run[1]

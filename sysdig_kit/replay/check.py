@@ -99,15 +99,25 @@ def check_stream(frames, arch=None, manifest=None, proc=(), pid=(), tid=()) -> d
     """The verdict for a capture read frame by frame (`read.iter_batches`): gives what
     `check` gives on the whole frame and its log, in the memory of one frame. Drops and gaps
     are judged on every event, records on the selected processes/threads."""
-    from .pairing import build_tables, filter_frame
+    from .pairs import Events
+
+    return check_events(((Events.of(df), df.attrs) for df in frames), arch, manifest,
+                        proc, pid, tid)
+
+
+def check_events(batches, arch=None, manifest=None, proc=(), pid=(), tid=()) -> dict:
+    """check_stream from (Events, attrs) per batch (a frame's, or the scap reader's raw
+    columns: replay.check_file)."""
+    from .pairing import tables_of
 
     t = Tally()
 
-    def seen(df):
-        t.add_frame(df)
-        return filter_frame(df, proc, pid, tid)
+    def seen(ev, attrs):
+        drop = ev.names.index("drop") if "drop" in ev.names else -1
+        t.add_events(ev.num, int((ev.type == drop).sum()), attrs)
+        return ev.select(proc, pid, tid), attrs
 
-    for table, header in build_tables((seen(df) for df in frames), arch=arch, lean=True):
+    for table, header in tables_of((seen(*b) for b in batches), arch=arch, lean=True):
         t.add_table(table, header)
     return t.result(manifest)
 
@@ -132,7 +142,12 @@ class Tally:
         self.vocab: list = []  # this log frame's syscall names (codes index it)
 
     def add_frame(self, frame: pd.DataFrame) -> None:
-        nums = frame["evt_num"].to_numpy()
+        drops = int((frame["evt_type"] == "drop").sum()) if len(frame) else 0
+        self.add_events(frame["evt_num"].to_numpy(), drops, frame.attrs)
+
+    def add_events(self, nums: np.ndarray, drops: int, attrs: dict) -> None:
+        """A batch of events: their evt_num, how many are drop events, the frame's attrs."""
+        self.events += len(nums)
         if self.last_num is not None and len(nums):
             nums = np.concatenate([[self.last_num], nums])
         steps = nums[1:] - nums[:-1] if len(nums) > 1 else nums[:0]
@@ -141,10 +156,8 @@ class Tally:
         self.gap_events += int((gaps - 1).sum())
         if len(nums):
             self.last_num = nums[-1]
-        self.events += len(frame)
-        types = frame["evt_type"]
-        self.drop_events += int((types == "drop").sum()) if len(frame) else 0
-        self.attrs = dict(frame.attrs)
+        self.drop_events += drops
+        self.attrs = dict(attrs)
 
     def _count(self, reason: str, codes: np.ndarray, first: np.ndarray) -> None:
         """Add records (their syscall name codes into self.vocab, where each begins)."""

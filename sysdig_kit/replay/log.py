@@ -60,8 +60,11 @@ def _to_frame(table: pa.Table, header: dict) -> pd.DataFrame:
         return None
 
     df = table.to_pandas(types_mapper=types)
-    df["thread_tid"] = df["thread_tid"].astype("int64")
-    df["seq"] = df["seq"].astype("int64")
+    for col in ("thread_tid", "seq"):  # never null: plain int64, straight from Arrow
+        if table.column(col).null_count:
+            raise KitError(f"not a replay log: {table.column(col).null_count} records have "
+                           f"no {col}")
+        df[col] = table.column(col).to_numpy()
     df.attrs.update(header)
     return df
 

@@ -26,10 +26,12 @@ GENERIC_PARAMS = ("ID", "nativeID")
 
 def build(df: pd.DataFrame, arch: str | None = None) -> pd.DataFrame:
     """The replay log of frame `df` (one row per record; columns in log.COLUMNS)."""
-    arch = _arch(df, arch)
+    from .log import make_log_table
+
+    arch = _arch(df.attrs, arch)
     p = Pairing()
     ev, recs = p.feed(Events.of(df), final=True)
-    return _log(_table(ev, recs, arch, df), df, arch, p)
+    return make_log_table(assemble(ev, recs, arch, df.attrs), **_header(df.attrs, arch, p))
 
 
 def build_batches(frames: Iterable[pd.DataFrame], arch: str | None = None
@@ -49,24 +51,27 @@ def build_tables(frames: Iterable[pd.DataFrame], arch: str | None = None, lean: 
                  ) -> Iterator[tuple]:
     """What build_batches yields, as (Arrow table of log.SCHEMA, header fields): no pandas
     frame in between. `lean`: without args and buffer data (records.assemble), for check."""
+    return tables_of(((Events.of(df), df.attrs) for df in frames), arch, lean)
+
+
+def tables_of(batches: Iterable[tuple[Events, dict]], arch: str | None = None,
+              lean: bool = False) -> Iterator[tuple]:
+    """build_tables from (Events, the frame's attrs) per batch: what a frame gives, or the
+    scap reader's raw columns (Events.of_parts)."""
     p, held, first = Pairing(), [], None
-    for df in frames:
+    for ev, attrs in batches:
         if first is None:
-            first, arch = df, _arch(df, arch)
-        ev, recs = p.feed(Events.of(df), final=False)
-        held.append(assemble(ev, recs, arch, df.attrs, lean))
+            first, arch = attrs, _arch(attrs, arch)
+        ev, recs = p.feed(ev, final=False)
+        held.append(assemble(ev, recs, arch, attrs, lean))
         if p.exit_only is None:  # no syscall yet: the era (and the log header) is unknown
             continue
-        yield _concat(held), _header(df, arch, p)
+        yield _concat(held), _header(attrs, arch, p)
         held = []
     if first is not None:
-        ev, recs = p.feed(Events.of(first.iloc[:0]), final=True)  # what is still in flight
-        held.append(assemble(ev, recs, arch, first.attrs, lean))
+        ev, recs = p.feed(Events.empty(), final=True)  # what is still in flight
+        held.append(assemble(ev, recs, arch, first, lean))
         yield _concat(held), _header(first, arch, p)
-
-
-def _table(ev: Events, recs, arch, df):
-    return assemble(ev, recs, arch, df.attrs)
 
 
 def _concat(tables):
@@ -75,21 +80,15 @@ def _concat(tables):
     return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
 
 
-def _log(table, df, arch, p: Pairing) -> pd.DataFrame:
-    from .log import make_log_table
-
-    return make_log_table(table, **_header(df, arch, p))
-
-
-def _header(df, arch, p: Pairing) -> dict:
-    return {"arch": arch, "source": df.attrs.get("source"),
+def _header(attrs: dict, arch, p: Pairing) -> dict:
+    return {"arch": arch, "source": attrs.get("source"),
             "era": "exit_only" if p.exit_only in (True, None) else "enter_exit",
-            "reader_warnings": list(df.attrs.get("warnings") or [])}
+            "reader_warnings": list(attrs.get("warnings") or [])}
 
 
-def _arch(df: pd.DataFrame, arch: str | None) -> str | None:
+def _arch(attrs: dict, arch: str | None) -> str | None:
     given = syscalls.normalize_arch(arch)
-    found = syscalls.normalize_arch(df.attrs.get("arch")) if df.attrs.get("arch") else None
+    found = syscalls.normalize_arch(attrs.get("arch")) if attrs.get("arch") else None
     if given and found and given != found:
         raise KitError(f"--arch {given} contradicts the capture, which is {found}")
     return found or given

@@ -82,6 +82,50 @@ class Events:
             type=codes, names=names,
             res=res.to_numpy(dtype=np.int64, na_value=0), res_na=np.asarray(res.isna()), args=args)
 
+    @classmethod
+    def of_parts(cls, parts) -> Events:
+        """The same from the scap reader's raw columns (read/parts.py), without the frame."""
+        from ..read.frame import ARGS_TYPE
+        from ..read.parts import recode
+
+        types, names = recode(parts, "type")
+        codes = types.astype(np.int64)
+        if (codes < 0).any():
+            codes[codes < 0] = len(names)
+            names.append("NA")
+        comm, vocab = recode(parts, "name")
+        comm = pa.DictionaryArray.from_arrays(pa.array(comm, mask=comm < 0, type=pa.int32()),
+                                              pa.array(vocab, pa.string())).cast(pa.string())
+        args = [a if a.type == ARGS_TYPE else a.cast(ARGS_TYPE) for a in (p.args for p in parts)]
+
+        def cat(key):
+            arrs = [getattr(p, key) for p in parts]
+            return arrs[0] if len(arrs) == 1 else np.concatenate(arrs)
+
+        return cls(num=cat("num"), ts=cat("ts"), tid=cat("tid"), pid=cat("pid"),
+                   pid_na=cat("pid_na"), comm=comm, dir=cat("dir").astype(np.int8), type=codes,
+                   names=names, res=cat("res"), res_na=cat("res_na"),
+                   args=args[0] if len(args) == 1 else pa.concat_arrays(args))
+
+    @classmethod
+    def empty(cls) -> Events:
+        from ..read.frame import ARGS_TYPE
+
+        i, b = np.zeros(0, np.int64), np.zeros(0, bool)
+        return cls(i, i, i, i, b, pa.array([], pa.string()), np.zeros(0, np.int8), i, [], i, b,
+                   pa.array([], ARGS_TYPE))
+
+    def select(self, proc=(), pid=(), tid=()) -> Events:
+        """The events of the given process names / pids / tids (any of them; none given: all),
+        as replay.filter_frame selects rows of a frame."""
+        keep = None
+        for m in (_in_strings(self.comm, proc) if proc else None,
+                  np.isin(self.pid, list(pid)) & ~self.pid_na if pid else None,
+                  np.isin(self.tid, list(tid)) if tid else None):
+            if m is not None:
+                keep = m if keep is None else keep | m
+        return self if keep is None else self.take(np.flatnonzero(keep))
+
     def take(self, rows: np.ndarray) -> Events:
         return Events(self.num[rows], self.ts[rows], self.tid[rows], self.pid[rows],
                       self.pid_na[rows], self.comm.take(pa.array(rows)), self.dir[rows], self.type[rows],
@@ -119,6 +163,14 @@ def _arrow(s: pd.Series, typ) -> pa.Array:
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     return arr if arr.type == typ else arr.cast(typ)
+
+
+def _in_strings(arr: pa.Array, values) -> np.ndarray:
+    import pyarrow.compute as pc
+
+    names = [v for v in values if isinstance(v, str)]  # (a frame's isin: only text matches)
+    hit = pc.is_in(arr, value_set=pa.array(names, pa.string()))
+    return pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
 
 
 def _dir_codes(s: pd.Series) -> np.ndarray:
@@ -164,7 +216,8 @@ class Pairing:
         is_pexit = np.array([n == "procexit" for n in names], dtype=bool)
         sc = ~non[ev.type]
         enter = sc & (ev.dir == 0)
-        self.enter_types.update(names[t] for t in np.unique(ev.type[enter]).tolist())
+        used = np.flatnonzero(np.bincount(ev.type[enter], minlength=len(names)))
+        self.enter_types.update(names[t] for t in used.tolist())
         if self.exit_only is None and sc[lead:].any():
             exits = int((sc[lead:] & (ev.dir[lead:] == 1)).sum())
             self.exit_only = int(enter[lead:].sum()) * 3 < exits
@@ -173,7 +226,7 @@ class Pairing:
         first = ~pd.Series(ev.tid).duplicated().to_numpy()
         if self.seen:
             first &= ~np.isin(ev.tid, np.fromiter(self.seen, np.int64, len(self.seen)))
-        self.seen.update(np.unique(ev.tid[lead:]).tolist())
+        self.seen.update(pd.unique(ev.tid[lead:]).tolist())  # (hashed: no sort)
 
         rows = np.flatnonzero(sc | is_pexit[ev.type])
         kind = np.where(is_pexit[ev.type[rows]], PROCEXIT, np.where(enter[rows], ENTER, EXIT))

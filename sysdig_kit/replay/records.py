@@ -55,7 +55,6 @@ class Params:
         np.cumsum(cnt[:-1], out=before[1:])
         self.idx = np.repeat(start - before, cnt) + np.arange(total, dtype=np.int64)
         self.rec = np.repeat(rec_of, cnt)
-        ev_of = np.repeat(evrow, cnt)
 
         d = pc.dictionary_encode(names)  # every parameter name of the frame, once
         self.vocab = [str(x) for x in d.dictionary.to_pylist()]
@@ -81,7 +80,7 @@ class Params:
         self.u8 = np.frombuffer(buf, dtype=np.uint8) if buf is not None else np.zeros(0, np.uint8)
 
         # the type of each parameter, from the event tables, per (event type, dir, name)
-        td = ev.type[ev_of] * 3 + (ev.dir[ev_of].astype(np.int64) + 1)
+        td = np.repeat(ev.type[evrow] * 3 + (ev.dir[evrow].astype(np.int64) + 1), cnt)
         used = np.flatnonzero(np.bincount(td, minlength=len(ev.names) * 3)) if total else []
         lut = np.full((len(ev.names) * 3, len(self.vocab)), BYTES, dtype=np.int8)
         self.ptypes: dict[tuple[int, int], tuple] = {}  # -> (PT_* type, PF_* print format)
@@ -100,16 +99,18 @@ class Params:
         self.text = {}  # parameter -> text, where it is not made column-wise
         if self.encoding == "scap":
             cls[(cls == DOUBLE) & (self.vlen != 8)] = BYTES
-            num = (cls == INT) | (cls == UINT)
-            cls[num & ~np.isin(self.vlen, (1, 2, 4, 8))] = BYTES
+            num = np.flatnonzero((cls == INT) | (cls == UINT))
+            w = self.vlen[num]
+            cls[num[~((w >= 1) & (w <= 8) & (w & (w - 1) == 0))]] = BYTES  # 1, 2, 4 or 8
             cls[null | (self.vlen == 0)] = NONE
             num = np.flatnonzero((cls == INT) | (cls == UINT))
             nw = self.vlen[num]
             for w in (1, 2, 4, 8):
                 sel = num[nw == w]
-                if len(sel):  # a compact copy of these values is an array of ints
-                    data = values.take(pa.array(self.idx[sel])).buffers()[2]
-                    v = np.frombuffer(data, dtype=f"<i{w}", count=len(sel)).astype(np.int64)
+                if len(sel):  # read in place: the bytes at every offset seen as a w-byte int
+                    at = np.ndarray((len(self.u8) - w + 1,), dtype=f"<i{w}", buffer=self.u8,
+                                    strides=(1,))
+                    v = at[self.vpos[sel]].astype(np.int64)
                     if w < 8:  # unsigned ones: no sign extension
                         u = cls[sel] == UINT
                         v[u] &= (1 << (8 * w)) - 1
@@ -268,7 +269,7 @@ def assemble(ev: Events, recs: Records, arch: str | None, attrs: dict,
             data = P.values.take(pa.array(P.idx[conv])).buffers()[2]
             P.ival[conv] = np.frombuffer(data, dtype="<i8", count=len(conv))
             P.cls[conv] = INT
-        use = res_na[at] & np.isin(P.cls[ps], (INT, UINT))
+        use = res_na[at] & ((P.cls[ps] == INT) | (P.cls[ps] == UINT))
         res[at[use]], res_na[at[use]] = P.ival[ps[use]], False
     pe = np.flatnonzero(recs.procexit)
     if len(pe):  # the exit code: `ret` (newer drivers), else from the wait status
@@ -288,7 +289,11 @@ def assemble(ev: Events, recs: Records, arch: str | None, attrs: dict,
     rep_ok = np.zeros(len(b_ent), dtype=bool)
     if len(b_ent):
         pk = scodes[b_rec].astype(np.int64) * W + b_nid
-        upk, inv = np.unique(pk, return_inverse=True)
+        # (syscall, name) keys are few and small: a dense table, not a sort
+        upk = np.flatnonzero(np.bincount(pk))
+        dense = np.zeros(int(upk[-1]) + 1, dtype=np.int64)
+        dense[upk] = np.arange(len(upk))
+        inv = dense[pk]
         for u, pkey in enumerate(upk.tolist()):
             is_out, length_param = writeback.output_buffer(suniq[pkey // W], P.vocab[pkey % W])
             if not is_out:
@@ -459,7 +464,8 @@ def _texts(P: Params, ps: np.ndarray) -> pa.Array:
 
 def _strings(P: Params, ps: np.ndarray) -> pa.Array:
     """String parameters: up to the first NUL, UTF-8 (bytes that are not: \\xNN)."""
-    slow = np.array([p in P.text for p in ps.tolist()], dtype=bool)
+    slow = np.isin(ps, np.fromiter(P.text, np.int64, len(P.text))) if P.text \
+        else np.zeros(len(ps), dtype=bool)
     fast = np.flatnonzero(~slow)
     parts, where = [], np.zeros(len(ps), dtype=np.int64)
     if len(fast):
