@@ -117,8 +117,25 @@ def _string_type() -> pa.DataType:
     return pa.array(probe).type
 
 
+def plain_args(arr: pa.Array) -> pa.Array:
+    """Parameters whose names are a dictionary (as the scap reader decodes them: codes into
+    the event table's names) with the names as text, the frame's evt_args type."""
+    struct = arr.type.value_type
+    if not pa.types.is_dictionary(struct.field("name").type):
+        return arr
+    offs = arr.offsets
+    names, values = arr.flatten().flatten()  # (just this slice's parameters)
+    rebased = pa.compute.subtract(offs, offs[0]) if len(offs) and offs[0].as_py() else offs
+    items = pa.StructArray.from_arrays([names.cast(pa.string()), values], fields=list(ARG_TYPE))
+    make = pa.LargeListArray if pa.types.is_large_list(arr.type) else pa.ListArray
+    return make.from_arrays(rebased, items)
+
+
 def _args(parts) -> pd.arrays.ArrowExtensionArray:
-    chunks = [p.args for p in parts]
+    chunks = []
+    for p in parts:  # (each part's coded names dropped as soon as its text is made)
+        chunks.append(plain_args(p.args))
+        p.args = None
     if len({c.type for c in chunks}) > 1:  # a part too large for 32-bit offsets
         chunks = [c.cast(pa.large_list(ARG_TYPE)) for c in chunks]
     return pd.arrays.ArrowExtensionArray(pa.chunked_array(chunks, type=chunks[0].type))
@@ -152,10 +169,11 @@ def batches(parts, size: int):
         yield df
 
 
-def runs(parts, size: int):
+def runs(parts, size: int, join_tail: bool = False):
     """What `batches` makes frames of: (the parts of `size` rows, the attrs its frame gets),
     for callers that use the raw columns (the replay log); a capture without events: its
-    (only) frame."""
+    (only) frame. `join_tail`: a last run shorter than a quarter of `size` joins the run
+    before it (whose work per run would cost more than its rows)."""
     take, have, ready, last = [], 0, None, None
     for p in parts:
         if isinstance(p, pd.DataFrame):  # a capture without events: its (only) frame
@@ -172,9 +190,12 @@ def runs(parts, size: int):
                 ready, take, have = take, [], 0
         del p
     if take:
-        if ready is not None:
-            yield ready, ready[-1].attrs
-        ready = take
+        if ready is not None and join_tail and have * 4 < size:
+            ready = ready + take
+        else:
+            if ready is not None:
+                yield ready, ready[-1].attrs
+            ready = take
     if ready is None:
         ready = [last] if last is not None else None
     if ready is not None:

@@ -60,9 +60,10 @@ class ScapReader:
     @classmethod
     def iter_runs(cls, path, batch_size: int = 1_000_000, event_table: str | None = None):
         """iter_batches' batches before they become frames: (parts, attrs), for callers that
-        use the raw columns (the replay log skips building a frame it would take apart)."""
+        use the raw columns (the replay log skips building a frame it would take apart); a
+        short last batch joins the one before it."""
         size = max(int(batch_size), 1)
-        yield from runs(_parts(Path(path), size, event_table), size)
+        yield from runs(_parts(Path(path), size, event_table), size, join_tail=True)
 
 
 # Arrow buffers the reader makes come from the C library's allocator, like its numpy arrays:
@@ -288,13 +289,14 @@ def _args(u8, ev: Events, table) -> pa.ListArray:
 
     names = _param_names(table, int(counts.max()) if len(counts) else 0)
     name_ids = names[1][ev.type[ev_of], j] if total else np.zeros(0, dtype=np.int32)
-    name_arr = pa.DictionaryArray.from_arrays(pa.array(name_ids, type=pa.int32()),
-                                              pa.array(names[0], type=pa.string()))
+    name_arr = pa.DictionaryArray.from_arrays(pa.array(name_ids, type=pa.int32()), names[2])
+    if total < 2**31 - 1 and values.type == pa.binary():
+        # names stay codes into the table's names until a frame is made (parts.plain_args):
+        # the replay log reads the codes and never needs the text
+        struct = pa.StructArray.from_arrays([name_arr, values], names=["name", "value"])
+        return pa.ListArray.from_arrays(pa.array(list_off.astype(np.int32)), struct)
     struct = pa.StructArray.from_arrays([pa.compute.cast(name_arr, pa.string(), memory_pool=POOL),
                                          values], names=["name", "value"])
-    if total < 2**31 - 1 and values.type == pa.binary():
-        return pa.ListArray.from_arrays(pa.array(list_off.astype(np.int32)), struct,
-                                        type=ARG_TYPE)
     return pa.LargeListArray.from_arrays(pa.array(list_off), struct)
 
 
@@ -316,8 +318,9 @@ def _values_wide(u8, ev: Events, counts, list_off, total: int, ev_of, nz) -> pa.
 
 @lru_cache(maxsize=16)
 def _param_names(table, width: int):
-    """(vocabulary, matrix [event code, position] -> vocabulary index). Positions past what the
-    table knows (a newer or patched driver appended parameters) are named arg<i>."""
+    """(vocabulary, matrix [event code, position] -> vocabulary index, the vocabulary as one
+    Arrow array shared by every chunk's names). Positions past what the table knows (a newer
+    or patched driver appended parameters) are named arg<i>."""
     width = max(width, int(table.nparams.max()))
     vocab: dict[str, int] = {}
     extra = np.array([vocab.setdefault(f"arg{i}", len(vocab)) for i in range(width)],
@@ -327,7 +330,7 @@ def _param_names(table, width: int):
         ids = [vocab.setdefault(p["name"], len(vocab)) for p in table.params(code)]
         m[code, :len(ids)] = ids
         m[code, len(ids):] = extra[len(ids):]
-    return list(vocab), m
+    return list(vocab), m, pa.array(list(vocab), type=pa.string())
 
 
 def _arch(head: bytes, meta: Meta) -> str | None:

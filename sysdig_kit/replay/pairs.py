@@ -85,7 +85,6 @@ class Events:
     @classmethod
     def of_parts(cls, parts) -> Events:
         """The same from the scap reader's raw columns (read/parts.py), without the frame."""
-        from ..read.frame import ARGS_TYPE
         from ..read.parts import recode
 
         types, names = recode(parts, "type")
@@ -96,7 +95,6 @@ class Events:
         comm, vocab = recode(parts, "name")
         comm = pa.DictionaryArray.from_arrays(pa.array(comm, mask=comm < 0, type=pa.int32()),
                                               pa.array(vocab, pa.string())).cast(pa.string())
-        args = [a if a.type == ARGS_TYPE else a.cast(ARGS_TYPE) for a in (p.args for p in parts)]
 
         def cat(key):
             arrs = [getattr(p, key) for p in parts]
@@ -105,7 +103,7 @@ class Events:
         return cls(num=cat("num"), ts=cat("ts"), tid=cat("tid"), pid=cat("pid"),
                    pid_na=cat("pid_na"), comm=comm, dir=cat("dir").astype(np.int8), type=codes,
                    names=names, res=cat("res"), res_na=cat("res_na"),
-                   args=args[0] if len(args) == 1 else pa.concat_arrays(args))
+                   args=_join_args([p.args for p in parts]))
 
     @classmethod
     def empty(cls) -> Events:
@@ -144,7 +142,7 @@ class Events:
                 names.append(n)
         remap = np.array([index[n] for n in head.names], dtype=np.int64)
         cat = np.concatenate
-        args = pa.concat_arrays([head.args.cast(self.args.type), self.args])
+        args = _join_args([head.args, self.args])
         return Events(cat([head.num, self.num]), cat([head.ts, self.ts]),
                       cat([head.tid, self.tid]), cat([head.pid, self.pid]),
                       cat([head.pid_na, self.pid_na]), pa.concat_arrays([head.comm, self.comm]),
@@ -163,6 +161,26 @@ def _arrow(s: pd.Series, typ) -> pa.Array:
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     return arr if arr.type == typ else arr.cast(typ)
+
+
+def _join_args(arrs: list) -> pa.Array:
+    """One array of parameters from several: names stay codes (the scap reader's) when all
+    share one table's names, else they become text."""
+    if len(arrs) == 1:
+        return arrs[0]
+    if len({a.type for a in arrs}) > 1 or len({_names_of(a) for a in arrs}) > 1:
+        from ..read.parts import plain_args
+
+        arrs = [plain_args(a) for a in arrs]
+        arrs = [a if a.type == arrs[-1].type else a.cast(arrs[-1].type) for a in arrs]
+    return pa.concat_arrays(arrs)
+
+
+def _names_of(args: pa.Array):
+    """The dictionary of coded parameter names (as a tuple), None for names as text."""
+    if not pa.types.is_dictionary(args.type.value_type.field("name").type):
+        return None
+    return tuple(args.values.field("name").dictionary.to_pylist())
 
 
 def _in_strings(arr: pa.Array, values) -> np.ndarray:
@@ -222,22 +240,30 @@ class Pairing:
             exits = int((sc[lead:] & (ev.dir[lead:] == 1)).sum())
             self.exit_only = int(enter[lead:].sum()) * 3 < exits
 
-        # first event of its thread in the whole stream (of any type)
-        first = ~pd.Series(ev.tid).duplicated().to_numpy()
+        # first event of its thread in the whole stream (of any type); threads as codes
+        # numbered in order of appearance (hashed, no sort), so a code above all before it
+        # is a thread's first event here
+        codes, tids = pd.factorize(ev.tid)
+        first = np.zeros(len(codes), dtype=bool)
+        if len(codes):
+            first[0] = True
+            first[1:] = codes[1:] > np.maximum.accumulate(codes)[:-1]
         if self.seen:
-            first &= ~np.isin(ev.tid, np.fromiter(self.seen, np.int64, len(self.seen)))
-        self.seen.update(pd.unique(ev.tid[lead:]).tolist())  # (hashed: no sort)
+            first &= ~np.isin(tids, np.fromiter(self.seen, np.int64, len(self.seen)))[codes]
+        self.seen.update(tids.tolist())  # (carried rows' threads are in it already)
 
         rows = np.flatnonzero(sc | is_pexit[ev.type])
         kind = np.where(is_pexit[ev.type[rows]], PROCEXIT, np.where(enter[rows], ENTER, EXIT))
-        recs, carry = _pair(ev, rows, kind, first[rows], self, names, final)
+        # (codes that fit 16 bits: numpy's stable sort of them is a radix sort, one pass)
+        key = codes[rows].astype(np.int16 if len(tids) < 2**15 else np.int64)
+        recs, carry = _pair(ev, rows, kind, first[rows], self, names, final, key)
         self.carry = ev.take(carry) if len(carry) else None
         return ev, recs
 
 
-def _pair(ev: Events, rows, kind, first, state: Pairing, names, final):
+def _pair(ev: Events, rows, kind, first, state: Pairing, names, final, key):
     n = len(rows)
-    order = np.argsort(ev.tid[rows], kind="stable")
+    order = np.argsort(key, kind="stable")  # (key: the rows' threads, as small codes)
     r = rows[order]  # frame rows, grouped by thread, in order within each thread
     t, k, ty, first = ev.tid[r], kind[order], ev.type[r], first[order]
     per_type = lambda s: np.array([x in s for x in names], dtype=bool)

@@ -56,7 +56,10 @@ class Params:
         self.idx = np.repeat(start - before, cnt) + np.arange(total, dtype=np.int64)
         self.rec = np.repeat(rec_of, cnt)
 
-        d = pc.dictionary_encode(names)  # every parameter name of the frame, once
+        d = names if pa.types.is_dictionary(names.type) else None  # (scap: coded already)
+        if d is None or len(set(d.dictionary.to_pylist())) < len(d.dictionary):
+            text = names if d is None else names.cast(pa.string())
+            d = pc.dictionary_encode(text)  # every parameter name of the frame, once
         self.vocab = [str(x) for x in d.dictionary.to_pylist()]
         ind = d.indices if not d.indices.null_count else pc.fill_null(d.indices, len(self.vocab))
         nid_all = ind.to_numpy()
@@ -220,14 +223,20 @@ def assemble(ev: Events, recs: Records, arch: str | None, attrs: dict,
     ent_rec = P.rec[ent]
     ent_nid = P.nid[ent]
     by_name: dict[str, np.ndarray] = {}
+    grouped: list = []  # the parameters grouped by name: one sort, on the first lookup
 
     def lookup(rec_ids: np.ndarray, name: str) -> np.ndarray:
         """Per record, the parameter holding `name`'s merged value (-1 if none)."""
         if name not in by_name:
+            if not grouped:  # (names fit 16 bits: numpy sorts those by radix, in one pass)
+                keys = ent_nid.astype(np.int16) if W < 2**15 else ent_nid
+                o = np.argsort(keys, kind="stable")
+                grouped[:] = [o, np.searchsorted(ent_nid[o], np.arange(W + 1))]
+            o, bounds = grouped
             j = P.vindex.get(name)
             m = np.full(nrec, -1, dtype=np.int64)
             if j is not None:
-                at = ent_nid == j
+                at = o[bounds[j]:bounds[j + 1]]
                 m[ent_rec[at]] = ent[at]
             by_name[name] = m
         return by_name[name][rec_ids]
