@@ -125,8 +125,11 @@ def plain_args(arr: pa.Array) -> pa.Array:
         return arr
     offs = arr.offsets
     names, values = arr.flatten().flatten()  # (just this slice's parameters)
-    rebased = pa.compute.subtract(offs, offs[0]) if len(offs) and offs[0].as_py() else offs
-    items = pa.StructArray.from_arrays([names.cast(pa.string()), values], fields=list(ARG_TYPE))
+    pool = pa.system_memory_pool()  # (as the reader's own buffers: see scap.POOL)
+    rebased = pa.compute.subtract(offs, offs[0], memory_pool=pool) \
+        if len(offs) and offs[0].as_py() else offs
+    text = pa.compute.cast(names, pa.string(), memory_pool=pool)
+    items = pa.StructArray.from_arrays([text, values], fields=list(ARG_TYPE))
     make = pa.LargeListArray if pa.types.is_large_list(arr.type) else pa.ListArray
     return make.from_arrays(rebased, items)
 
