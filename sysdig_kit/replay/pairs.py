@@ -100,10 +100,14 @@ class Events:
             arrs = [getattr(p, key) for p in parts]
             return arrs[0] if len(arrs) == 1 else np.concatenate(arrs)
 
-        return cls(num=cat("num"), ts=cat("ts"), tid=cat("tid"), pid=cat("pid"),
-                   pid_na=cat("pid_na"), comm=comm, dir=cat("dir").astype(np.int8), type=codes,
-                   names=names, res=cat("res"), res_na=cat("res_na"),
-                   args=_join_args([p.args for p in parts]))
+        ev = cls(num=cat("num"), ts=cat("ts"), tid=cat("tid"), pid=cat("pid"),
+                 pid_na=cat("pid_na"), comm=comm, dir=cat("dir"), type=codes, names=names,
+                 res=cat("res"), res_na=cat("res_na"), args=_join_args([p.args for p in parts]))
+        for p in parts:  # the parts are consumed (as a frame consumes them): their memory
+            for k in vars(p):  # goes back before the batch's work, not after it
+                if k != "attrs":
+                    setattr(p, k, None)
+        return ev
 
     @classmethod
     def empty(cls) -> Events:
