@@ -320,3 +320,20 @@ def test_small_chunks_read_the_same(path, frames, monkeypatch):
     pd.testing.assert_frame_equal(small.drop(columns="evt_args"), whole.drop(columns="evt_args"))
     assert small.evt_args.tolist() == whole.evt_args.tolist()
     assert small.attrs == whole.attrs
+
+
+def test_raw_runs_join_a_short_tail_batches_do_not():
+    """iter_runs (the replay log's raw columns) lets a last run shorter than a quarter of the
+    batch join the one before it; iter_batches keeps the batch size asked."""
+    from sysdig_kit.read.scap import ScapReader
+
+    path = DATA / "public" / "sysdig-inspect__502Error.scap"
+    n = len(read(path))
+    size = n // 2 - 100  # two full batches and a short tail of ~200 events
+    assert 0 < n - 2 * size < size // 4
+    runs = [sum(len(p.num) for p in parts) for parts, _ in ScapReader.iter_runs(path, size)]
+    assert runs == [size, n - size]
+    assert [len(b) for b in iter_batches(path, batch_size=size)] == [size, size, n - 2 * size]
+    size = n // 2 - 1000  # a tail of ~2000 (over a quarter): a run of its own
+    runs = [sum(len(p.num) for p in parts) for parts, _ in ScapReader.iter_runs(path, size)]
+    assert runs == [size, size, n - 2 * size]

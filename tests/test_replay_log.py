@@ -85,6 +85,17 @@ def test_jsonl_with_a_header_line_still_reads(log, tmp_path):
     pd.testing.assert_frame_equal(read_log(path), log)
 
 
+def test_a_record_without_its_thread_is_a_clear_error(log, tmp_path):
+    """A hand-edited log whose record lost thread_tid (or seq): one KitError, not a pandas
+    conversion error."""
+    path = write(log, tmp_path / "zsh.jsonl")
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    lines[3]["thread_tid"] = None
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    with pytest.raises(KitError, match="1 records have no thread_tid"):
+        read_log(path)
+
+
 def test_newer_format_version_is_refused(log, tmp_path):
     path = write(log, tmp_path / "zsh.jsonl")
     lines = [json.loads(x) for x in path.read_text().splitlines()]
