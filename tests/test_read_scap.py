@@ -331,9 +331,9 @@ def test_raw_runs_join_a_short_tail_batches_do_not():
     n = len(read(path))
     size = n // 2 - 100  # two full batches and a short tail of ~200 events
     assert 0 < n - 2 * size < size // 4
-    runs = [sum(len(p.num) for p in parts) for parts, _ in ScapReader.iter_runs(path, size)]
+    runs = [sum(len(p.num) for p in parts) for parts, *_ in ScapReader.iter_runs(path, size)]
     assert runs == [size, n - size]
     assert [len(b) for b in iter_batches(path, batch_size=size)] == [size, size, n - 2 * size]
     size = n // 2 - 1000  # a tail of ~2000 (over a quarter): a run of its own
-    runs = [sum(len(p.num) for p in parts) for parts, _ in ScapReader.iter_runs(path, size)]
+    runs = [sum(len(p.num) for p in parts) for parts, *_ in ScapReader.iter_runs(path, size)]
     assert runs == [size, size, n - 2 * size]

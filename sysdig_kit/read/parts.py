@@ -173,10 +173,10 @@ def batches(parts, size: int):
 
 
 def runs(parts, size: int, join_tail: bool = False):
-    """What `batches` makes frames of: (the parts of `size` rows, the attrs its frame gets),
-    for callers that use the raw columns (the replay log); a capture without events: its
-    (only) frame. `join_tail`: a last run shorter than a quarter of `size` joins the run
-    before it (whose work per run would cost more than its rows)."""
+    """What `batches` makes frames of: (the parts of `size` rows, the attrs its frame gets,
+    whether it is the last run), for callers that use the raw columns (the replay log); a
+    capture without events: its (only) frame. `join_tail`: a last run shorter than a quarter
+    of `size` joins the run before it (whose work per run would cost more than its rows)."""
     take, have, ready, last = [], 0, None, None
     for p in parts:
         if isinstance(p, pd.DataFrame):  # a capture without events: its (only) frame
@@ -189,7 +189,7 @@ def runs(parts, size: int, join_tail: bool = False):
             have, start = have + k, start + k
             if have == size:
                 if ready is not None:
-                    yield ready, ready[-1].attrs
+                    yield ready, ready[-1].attrs, False
                 ready, take, have = take, [], 0
         del p
     if take:
@@ -197,12 +197,12 @@ def runs(parts, size: int, join_tail: bool = False):
             ready = ready + take
         else:
             if ready is not None:
-                yield ready, ready[-1].attrs
+                yield ready, ready[-1].attrs, False
             ready = take
     if ready is None:
         ready = [last] if last is not None else None
     if ready is not None:
-        yield ready, last.attrs
+        yield ready, last.attrs, True
 
 
 def recode(parts, key):

@@ -30,7 +30,8 @@ def build_file(path, arch=None, proc=(), pid=(), tid=(), batch_size: int = BATCH
     from .log import make_log_table
     from .pairing import tables_of
 
-    events = ((e.select(proc, pid, tid), attrs) for e, attrs in _events(path, batch_size, fmt))
+    events = ((e.select(proc, pid, tid), attrs, last)
+              for e, attrs, last in _events(path, batch_size, fmt))
     for table, header in tables_of(events, arch):
         yield make_log_table(table, **header)
 
@@ -50,8 +51,9 @@ def check_file(path, arch=None, manifest=None, proc=(), pid=(), tid=(),
 
 
 def _events(path, batch_size: int, fmt=None):
-    """(Events, attrs) of each batch of a capture file: from the scap reader's raw columns
-    (no frame built only to be taken apart), from the frames of the other readers."""
+    """(Events, attrs, whether it is known to be the last batch) of each batch of a capture
+    file: from the scap reader's raw columns (no frame built only to be taken apart), from
+    the frames of the other readers."""
     from pathlib import Path
 
     import pandas as pd
@@ -62,10 +64,10 @@ def _events(path, batch_size: int, fmt=None):
     reader = reader_for(path, fmt)
     if not hasattr(reader, "iter_runs"):
         for df in iter_batches(path, batch_size=batch_size, fmt=fmt):
-            yield Events.of(df), df.attrs
+            yield Events.of(df), df.attrs, False
         return
     for run in reader.iter_runs(Path(path), batch_size=batch_size):
         if isinstance(run, pd.DataFrame):  # a capture without events
-            yield Events.of(run), run.attrs
+            yield Events.of(run), run.attrs, True
         else:
-            yield Events.of_parts(run[0]), run[1]
+            yield Events.of_parts(run[0]), run[1], run[2]

@@ -106,16 +106,16 @@ def check_stream(frames, arch=None, manifest=None, proc=(), pid=(), tid=()) -> d
 
 
 def check_events(batches, arch=None, manifest=None, proc=(), pid=(), tid=()) -> dict:
-    """check_stream from (Events, attrs) per batch (a frame's, or the scap reader's raw
-    columns: replay.check_file)."""
+    """check_stream from (Events, attrs[, last]) per batch (a frame's, or the scap reader's
+    raw columns: replay.check_file)."""
     from .pairing import tables_of
 
     t = Tally()
 
-    def seen(ev, attrs):
+    def seen(ev, attrs, *last):
         drop = ev.names.index("drop") if "drop" in ev.names else -1
         t.add_events(ev.num, int((ev.type == drop).sum()), attrs)
-        return ev.select(proc, pid, tid), attrs
+        return ev.select(proc, pid, tid), attrs, *last
 
     for table, header in tables_of((seen(*b) for b in batches), arch=arch, lean=True):
         t.add_table(table, header)

@@ -54,21 +54,23 @@ def build_tables(frames: Iterable[pd.DataFrame], arch: str | None = None, lean: 
     return tables_of(((Events.of(df), df.attrs) for df in frames), arch, lean)
 
 
-def tables_of(batches: Iterable[tuple[Events, dict]], arch: str | None = None,
+def tables_of(batches: Iterable[tuple], arch: str | None = None,
               lean: bool = False) -> Iterator[tuple]:
-    """build_tables from (Events, the frame's attrs) per batch: what a frame gives, or the
-    scap reader's raw columns (Events.of_parts)."""
-    p, held, first = Pairing(), [], None
-    for ev, attrs in batches:
+    """build_tables from (Events, the frame's attrs[, True if known to be the last]) per
+    batch: what a frame gives, or the scap reader's raw columns (Events.of_parts). A batch
+    known to be the last closes what is still in flight itself (no batch of its own)."""
+    p, held, first, closed = Pairing(), [], None, False
+    for ev, attrs, *last in batches:
         if first is None:
             first, arch = attrs, _arch(attrs, arch)
-        ev, recs = p.feed(ev, final=False)
+        closed = bool(last and last[0])
+        ev, recs = p.feed(ev, final=closed)
         held.append(assemble(ev, recs, arch, attrs, lean))
-        if p.exit_only is None:  # no syscall yet: the era (and the log header) is unknown
+        if p.exit_only is None and not closed:  # no syscall yet: the era is unknown
             continue
         yield _concat(held), _header(attrs, arch, p)
         held = []
-    if first is not None:
+    if first is not None and not closed:
         ev, recs = p.feed(Events.empty(), final=True)  # what is still in flight
         held.append(assemble(ev, recs, arch, first, lean))
         yield _concat(held), _header(first, arch, p)
