@@ -59,9 +59,9 @@ class ScapReader:
 
     @classmethod
     def iter_runs(cls, path, batch_size: int = 1_000_000, event_table: str | None = None):
-        """iter_batches' batches before they become frames: (parts, attrs), for callers that
-        use the raw columns (the replay log skips building a frame it would take apart); a
-        short last batch joins the one before it."""
+        """iter_batches' batches before they become frames: (parts, attrs, is the last),
+        for callers that use the raw columns (the replay log skips building a frame it would
+        take apart); a short last batch joins the one before it (parts.runs)."""
         size = max(int(batch_size), 1)
         yield from runs(_parts(Path(path), size, event_table), size, join_tail=True)
 
