@@ -8,7 +8,9 @@ a result with a warning, or a one-line KitError.
 Seeds are the captures in tests/data/fuzz/ (scap raw and gzip, sysdig text and JSON of both
 eras; tests/data/fuzz/README.md). Mutant i of seed S is made by `random.Random(f"{S}:{i}")`,
 so a failure is reproduced from its (seed, index) alone. Each mutant goes through `read()`,
-`replay.build()`, `replay.check.check()`, `iter_batches()` → `build_batches()`, show's
+`replay.build()`, `replay.check.check()`, `iter_batches()` → `build_batches()`, the file
+entry points the CLI runs (`replay.build_file()`, `replay.check_file()`: a scap as the
+reader's raw columns), show's
 default lines and (scap) an fd.name filter, which walk the fd table, and events() of every
 event type in a worker
 process that runs under a 4 GiB address-space limit (RLIMIT_AS); a mutant that takes longer
@@ -354,7 +356,7 @@ def run_one(path: str, batch_size: int) -> dict:
     from sysdig_kit.read import iter_batches, read
     from sysdig_kit.read.show import lines
     from sysdig_kit.read.typed import events
-    from sysdig_kit.replay import build, build_batches
+    from sysdig_kit.replay import build, build_batches, build_file, check_file
     from sysdig_kit.replay.check import check
 
     with warnings.catch_warnings(record=True) as caught:
@@ -365,6 +367,10 @@ def run_one(path: str, batch_size: int) -> dict:
             frames = list(iter_batches(path, batch_size=batch_size))
             for _ in build_batches(iter(frames)):
                 pass
+            # what the CLI's replay-log and check run: a scap as the reader's raw columns
+            for _ in build_file(path, batch_size=batch_size):
+                pass
+            check_file(path, batch_size=batch_size)
             # show's default lines and fd.name walk the fd table over the /proc scan's blocks
             # (a scap's only: text/JSON already are sysdig's output and refuse both)
             if df.attrs.get("format") == "scap":
