@@ -25,6 +25,7 @@ STRINGS = {"PT_CHARBUF", "PT_FSPATH", "PT_FSRELPATH"}
 _INT = {1: "b", 2: "h", 4: "i", 8: "q"}
 _LEADING_NUM = re.compile(r"\s*(-?0x[0-9a-fA-F]+|-?\d+)")
 _DATE = re.compile(rb"\s*\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+_DATE_PARTS = re.compile(r"\s*([0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]+))?")
 _LEADING_HEX = re.compile(r"\s*(-?(?:0x)?[0-9a-fA-F]+)(?![0-9a-zA-Z_])")
 
 
@@ -88,16 +89,22 @@ def decode_value(ptype: str | None, raw, encoding: str = "scap", fmt: str | None
             # sysdig prints an absolute time as a date (the host's zone: UTC assumed)
             from datetime import UTC, datetime
 
-            head, _, frac = raw.decode().partition(".")
-            t = datetime.strptime(head.strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
-            return int(t.timestamp()) * 10**9 + int((frac.strip() + "000000000")[:9])
+            m = _DATE_PARTS.match(raw.decode("utf-8", "replace"))
+            try:
+                t = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+            except ValueError:  # no such date (month 13, ...): not a time sysdig printed
+                return None
+            return int(t.timestamp()) * 10**9 + int((m.group(2) or "").ljust(9, "0")[:9])
         if fmt in ("PF_HEX", "PF_OCT") and ptype and ptype[3:6] in ("INT", "UIN"):
             # (flags and errnos print in decimal whatever their format)
             m = _LEADING_HEX.match(raw.decode("utf-8", "replace"))
             if not m or len(m.group(1)) > 22:
                 return None
             tok = m.group(1).lower().replace("0x", "")
-            return int(tok, 16 if fmt == "PF_HEX" else 8) if tok.strip("-") else None
+            try:
+                return int(tok, 16 if fmt == "PF_HEX" else 8) if tok.strip("-") else None
+            except ValueError:  # digits of another base (8 or 9 where octal was printed)
+                return None
         if ptype in SIGNED or ptype in UNSIGNED or ptype == "PT_DOUBLE":
             m = _LEADING_NUM.match(raw.decode("utf-8", "replace"))
             if not m:
