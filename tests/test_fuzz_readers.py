@@ -147,9 +147,11 @@ def test_a_printed_number_longer_than_64_bits_is_na_not_a_crash(worker, value):
 # campaign: an integer parameter of no integer width, undecodable path bytes in a scap and in a
 # text capture; then text values decoded by their print format: a number printed in octal
 # with the digits 8 or 9 (raw5 430, 4631), a date followed by bytes that are not UTF-8 (raw5
-# 2285). Each failed before its fix; run in-process (no limits needed for these).
+# 2285), a JSON number wider than 64 bits in the replay log (raw6 2036). Each failed before
+# its fix; run in-process (no limits needed for these).
 @pytest.mark.parametrize("seed,index", [("fd2", 685), ("fd2", 2398), ("fd2", 382), ("fd1", 16),
-                                        ("raw5", 430), ("raw5", 4631), ("raw5", 2285)])
+                                        ("raw5", 430), ("raw5", 4631), ("raw5", 2285),
+                                        ("raw6", 2036)])
 def test_mutants_that_broke_show_fd_name_and_events(seed, index, tmp_path):
     m = fz.mutant(seed, index, fz.seeds())
     path = tmp_path / "m"

@@ -143,9 +143,12 @@ class Params:
                 cls[p] = NONE
             elif isinstance(v, bytes):
                 cls[p] = BYTES
-            elif isinstance(v, int):
-                cls[p] = INT if -(1 << 63) <= v < (1 << 63) else UINT
+            elif isinstance(v, int) and -(1 << 63) <= v < (1 << 64):
+                cls[p] = INT if v < (1 << 63) else UINT
                 self.ival[p] = v if cls[p] == INT else v - (1 << 64)
+            elif isinstance(v, int):  # wider than 64 bits (sysdig prints none): its text
+                cls[p] = STR
+                self.text[p] = str(v)
             else:
                 cls[p] = STR
                 self.text[p] = str(v).encode("utf-8", "surrogateescape").decode(
@@ -437,8 +440,8 @@ def _ints(P: Params, ps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     val[num & (P.cls[q] == UINT) & (val < 0)] = np.iinfo(np.int64).max
     for i in np.flatnonzero((ps >= 0) & (P.cls[q] == STR)).tolist():
         v = _as_int(P.pyvalue(int(ps[i])))
-        if v is not None:
-            val[i], ok[i] = v, True
+        if v is not None:  # (a text number past 64 bits: larger than any buffer)
+            val[i], ok[i] = min(max(v, -(1 << 63)), (1 << 63) - 1), True
     return val, ok
 
 
