@@ -30,11 +30,6 @@ _FLAGS = {"PT_FLAGS8", "PT_FLAGS16", "PT_FLAGS32", "PT_ENUMFLAGS8", "PT_ENUMFLAG
 _OPENS = {"open", "openat", "openat2", "creat", "open_by_handle_at"}
 _DUPS = {"dup", "dup2", "dup3"}
 # kernel-internal errnos libsinsp names too (sinsp_utils::errno_to_str)
-_KERNEL_ERRNO = {512: "ERESTARTSYS", 513: "ERESTARTNOINTR", 514: "ERESTARTNOHAND",
-                 515: "ENOIOCTLCMD", 516: "ERESTART_RESTARTBLOCK", 521: "EBADHANDLE",
-                 522: "ENOTSYNC", 523: "EBADCOOKIE", 524: "ENOTSUPP", 525: "ETOOSMALL",
-                 526: "ESERVERFAULT", 527: "EBADTYPE", 528: "EJUKEBOX", 529: "EIOCBQUEUED",
-                 530: "EIOCBRETRY"}
 _SIGNED_PRINT = {"PT_UINT32": 32, "PT_UINT64": 64}  # unsigned types libsinsp formats with %d
 _CONTAINER_ID = re.compile(rb'"id":"([^"]*)"')
 _FIELD = re.compile(r"%(\w+(?:\.\w+)+)")
@@ -51,7 +46,7 @@ class _Renderer:
         self.walk = fdwalk.Walker(df)
         self.table, self.new, self.state = self.walk.table, self.walk.new, self.walk.state
         self.flags = _flag_table(self.table.name)
-        self.errno = {**_KERNEL_ERRNO, **errno_names()}
+        self.errno = errno_names()
 
     def param_info(self, etype: str, edir: str) -> dict:
         return self.walk.param_info(etype, edir)

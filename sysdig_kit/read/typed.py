@@ -143,12 +143,16 @@ def errno_names() -> dict[int, str]:
     text = resources.files("sysdig_kit").joinpath("data", "errno.csv").read_text()
     rows = csv.reader(ln for ln in text.splitlines() if ln and not ln.startswith("#"))
     next(rows)
-    out = {int(num): name for num, name in rows}
-    # kernel-internal codes a syscall can still return to a tracer (not in the uapi headers
-    # errno.csv is made from); libsinsp names them
-    out.update({512: "ERESTARTSYS", 513: "ERESTARTNOINTR", 514: "ERESTARTNOHAND",
-                516: "ERESTART_RESTARTBLOCK"})
-    return out
+    # and the kernel-internal codes a syscall can still return to a tracer (not in the uapi
+    # headers errno.csv is made from), which libsinsp names too (sinsp_utils::errno_to_str)
+    return {int(num): name for num, name in rows} | _KERNEL_ERRNO
+
+
+_KERNEL_ERRNO = {512: "ERESTARTSYS", 513: "ERESTARTNOINTR", 514: "ERESTARTNOHAND",
+                 515: "ENOIOCTLCMD", 516: "ERESTART_RESTARTBLOCK", 521: "EBADHANDLE",
+                 522: "ENOTSYNC", 523: "EBADCOOKIE", 524: "ENOTSUPP", 525: "ETOOSMALL",
+                 526: "ESERVERFAULT", 527: "EBADTYPE", 528: "EJUKEBOX", 529: "EIOCBQUEUED",
+                 530: "EIOCBRETRY"}
 
 
 @cache
