@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from ..errors import KitError
-from .render import SIGNALS as _SIGNALS  # noqa: F401 (show.py's name for them)
 
 # sysdig field -> (frame column, kind)
 FIELDS = {

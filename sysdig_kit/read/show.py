@@ -21,7 +21,7 @@ import pandas as pd
 from ..errors import KitError
 from . import fdtable, fdwalk, netaddr
 from .args import SIGNED, STRINGS, UNSIGNED, decode_value
-from .filter import _SIGNALS
+from .render import SIGNALS
 from .typed import _flag_table, errno_names, flag_names
 
 DEFAULT = "*%evt.num %evt.outputtime %evt.cpu %proc.name (%thread.tid) %evt.dir %evt.type %evt.info"
@@ -79,7 +79,7 @@ class _Renderer:
             c = self.state.comm(v)
             return (f"{v}({c})" if c else str(v)), v
         if ptype == "PT_SIGTYPE":
-            sig = _SIGNALS.get(v)
+            sig = SIGNALS.get(v)
             return (f"{v}({sig})" if sig else str(v)), v
         if ptype == "PT_ABSTIME" and self.new:  # sysdig 0.41: the local time (UTC here)
             t = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(v // 1_000_000_000))
